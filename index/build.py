@@ -1,0 +1,181 @@
+"""`qa index`: bring the index in line with the corpus, embedding only what is new."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .chunk import Chunk, chunk_document
+from .config import Settings
+from .embed import embed_documents, model_path
+from .errors import NotFoundError
+from .lexical import term_counts
+from .load import Document, Skipped, load_corpus
+from .store import drop_collection, open_collection, open_side_store, read_meta, side_store_path
+
+CHROMA_BATCH = 4000  # below Chroma's max batch size
+
+
+@dataclass
+class IndexReport:
+    documents: int = 0
+    chunks: int = 0
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    embedded: int = 0  # chunk texts that went through the model in this run
+    rebuilt: bool = False
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        return (f"Indexed {self.documents} documents, {self.chunks} chunks "
+                f"({len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed, "
+                f"{len(self.unchanged)} unchanged; {self.embedded} chunks embedded) in {self.seconds:.1f}s")
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def unique_chunks(documents: list[Document]) -> dict[str, tuple[Chunk, int]]:
+    """chunk_id -> (chunk, copies): identical chunk texts are kept once, at their first place."""
+    first: dict[str, str] = {}
+    kept: dict[str, tuple[Chunk, int]] = {}
+    for doc in documents:
+        for chunk in chunk_document(doc):
+            key = text_hash(chunk.text)
+            if key in first:
+                c, copies = kept[first[key]]
+                kept[first[key]] = (c, copies + 1)
+            else:
+                first[key] = chunk.chunk_id
+                kept[chunk.chunk_id] = (chunk, 1)
+    return kept
+
+
+def _embeddings_for(new: list[Chunk], conn, collection, model: Path, progress) -> tuple[np.ndarray, int]:
+    """Vectors for new chunks, reusing stored ones for texts already embedded (moved or copied text)."""
+    hashes = [text_hash(c.text) for c in new]
+    reuse: dict[str, str] = {}
+    for i in range(0, len(hashes), 900):
+        part = hashes[i:i + 900]
+        marks = ",".join("?" * len(part))
+        reuse.update(conn.execute(f"SELECT text_hash, chunk_id FROM chunks WHERE text_hash IN ({marks})", part))
+    vectors = np.zeros((len(new), 0), dtype=np.float32)
+    known: dict[str, np.ndarray] = {}
+    if reuse:
+        ids = list(reuse.values())
+        got = collection.get(ids=ids, include=["embeddings"])
+        by_id = dict(zip(got["ids"], got["embeddings"]))
+        known = {h: np.asarray(by_id[i], dtype=np.float32) for h, i in reuse.items() if i in by_id}
+    todo = [i for i, h in enumerate(hashes) if h not in known]
+    fresh = embed_documents(model, [new[i].text for i in todo], progress=progress)
+    vectors = np.zeros((len(new), fresh.shape[1] if len(todo) else 384), dtype=np.float32)
+    for row, i in enumerate(todo):
+        vectors[i] = fresh[row]
+    for i, h in enumerate(hashes):
+        if h in known:
+            vectors[i] = known[h]
+    return vectors, len(todo)
+
+
+def build_index(settings: Settings, corpus: Path | None = None, rebuild: bool = False,
+                progress: Callable[[int, int], None] | None = None) -> IndexReport:
+    """Index the corpus folder incrementally: unchanged files are not re-embedded.
+
+    Crash safety: new vectors are added to Chroma first, then the side store switches to
+    the new chunk set in one SQLite transaction, then stale vectors are deleted. An
+    interrupted run leaves the previous index answering questions.
+    """
+    started = time.perf_counter()
+    corpus = corpus or settings.corpus
+    if not corpus.exists():
+        raise NotFoundError(f"No such corpus folder: {corpus}")
+    documents, skipped = load_corpus(corpus)
+    model = model_path(settings.embed_model)
+    report = IndexReport(documents=len(documents), skipped=skipped)
+
+    store_path = side_store_path(settings.index_dir)
+    meta = read_meta(open_side_store(store_path, create=True)) if store_path.exists() else {}
+    model_changed = meta.get("model") not in (None, str(model))
+    report.rebuilt = rebuild or not meta.get("collection") or model_changed
+    if report.rebuilt:
+        work_path = store_path.with_suffix(".sqlite.tmp")
+        work_path.unlink(missing_ok=True)
+        collection_name = f"qa-chunks-{uuid.uuid4().hex[:12]}"
+    else:
+        work_path, collection_name = store_path, meta["collection"]
+    conn = open_side_store(work_path, create=True)
+    collection = open_collection(settings, collection_name, create=True)
+
+    old_docs = dict(conn.execute("SELECT source, doc_hash FROM documents"))
+    new_docs = {d.source: d for d in documents}
+    for source, doc in new_docs.items():
+        if source not in old_docs:
+            report.added.append(source)
+        elif old_docs[source] != doc.doc_hash:
+            report.changed.append(source)
+        else:
+            report.unchanged.append(source)
+    report.removed = sorted(set(old_docs) - set(new_docs))
+
+    wanted = unique_chunks(documents)
+    existing = dict(conn.execute("SELECT chunk_id, row FROM chunks"))
+    new_chunks = [c for cid, (c, _) in wanted.items() if cid not in existing]
+    stale_ids = [cid for cid in existing if cid not in wanted]
+
+    vectors, report.embedded = _embeddings_for(new_chunks, conn, collection, model, progress)
+    for i in range(0, len(new_chunks), CHROMA_BATCH):
+        part = new_chunks[i:i + CHROMA_BATCH]
+        collection.upsert(
+            ids=[c.chunk_id for c in part], embeddings=vectors[i:i + CHROMA_BATCH],
+            documents=[c.text for c in part],
+            metadatas=[{"source": c.source, "start": c.start, "end": c.end} for c in part])
+
+    with conn:  # one transaction: readers see the old index or the new one, never half
+        for i in range(0, len(stale_ids), 900):
+            part = stale_ids[i:i + 900]
+            marks = ",".join("?" * len(part))
+            conn.execute(f"DELETE FROM postings WHERE row IN (SELECT row FROM chunks WHERE chunk_id IN ({marks}))", part)
+            conn.execute(f"DELETE FROM chunks WHERE chunk_id IN ({marks})", part)
+        for chunk in new_chunks:
+            counts = term_counts(chunk.text)
+            cur = conn.execute(
+                'INSERT INTO chunks (chunk_id, source, start, "end", text, text_hash, n_terms) VALUES (?,?,?,?,?,?,?)',
+                (chunk.chunk_id, chunk.source, chunk.start, chunk.end, chunk.text, text_hash(chunk.text),
+                 sum(counts.values())))
+            conn.executemany("INSERT INTO postings (term, row, tf) VALUES (?,?,?)",
+                             [(t, cur.lastrowid, n) for t, n in counts.items()])
+        conn.executemany("UPDATE chunks SET copies=? WHERE chunk_id=?", [(n, cid) for cid, (_, n) in wanted.items()])
+        conn.executemany("DELETE FROM documents WHERE source=?", [(s,) for s in report.removed])
+        conn.executemany("INSERT OR REPLACE INTO documents (source, doc_hash, text) VALUES (?,?,?)",
+                         [(d.source, d.doc_hash, d.text) for d in documents
+                          if old_docs.get(d.source) != d.doc_hash])
+        avg = conn.execute("SELECT COALESCE(AVG(n_terms), 0), COUNT(*) FROM chunks").fetchone()
+        conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?,?)", [
+            ("collection", collection_name), ("model", str(model)), ("corpus", str(corpus.resolve())),
+            ("avg_terms", str(avg[0])), ("n_chunks", str(avg[1])), ("built_at", str(time.time()))])
+    conn.close()
+
+    if report.rebuilt:
+        os.replace(work_path, store_path)
+        if meta.get("collection"):
+            drop_collection(settings, meta["collection"])
+    else:
+        # Stale vectors, and any left in Chroma by an interrupted earlier run.
+        in_store = set(wanted)
+        orphans = [i for i in collection.get(include=[])["ids"] if i not in in_store]
+        for i in range(0, len(orphans), CHROMA_BATCH):
+            collection.delete(ids=orphans[i:i + CHROMA_BATCH])
+    report.chunks = len(wanted)
+    report.seconds = time.perf_counter() - started
+    return report

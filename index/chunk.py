@@ -1,0 +1,127 @@
+"""Sentence-aware chunking that keeps exact character offsets into the canonical text."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from .load import Document
+
+MAX_CHUNK_CHARS = 500
+# Abbreviations whose trailing period does not end a sentence.
+ABBREVIATIONS = {
+    "mr", "mrs", "ms", "dr", "prof", "st", "sr", "jr", "vs", "etc", "inc", "ltd", "co",
+    "no", "fig", "gen", "col", "lt", "sgt", "rev", "hon", "mt", "e.g", "i.e", "cf", "approx",
+}
+_SENTENCE_END = re.compile(r"""[.!?]+['"\u2019\u201d)\]]*(?=\s)""")
+_TERMINAL = re.compile(r"""[.!?:;'"\u2019\u201d)\]]\s*$""")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    chunk_id: str
+    source: str
+    start: int
+    end: int
+    text: str  # == canonical_text(source)[start:end]
+
+
+def make_chunk_id(source: str, doc_hash: str, start: int, end: int) -> str:
+    """Stable id from where the chunk sits: same file content and offsets, same id."""
+    key = f"{source}\0{doc_hash}\0{start}\0{end}".encode()
+    return hashlib.sha256(key).hexdigest()[:24]
+
+
+def _trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if start < end else None
+
+
+def split_paragraphs(text: str) -> list[tuple[int, int]]:
+    """Offsets of paragraphs: a line break ends one unless the line wraps mid-sentence.
+
+    A line that ends without terminal punctuation and is followed by a lowercase line is
+    a hard wrap, so the paragraph (and its sentence) continues onto the next line.
+    """
+    spans, start = [], 0
+    lines = text.split("\n")
+    pos = 0
+    for i, line in enumerate(lines):
+        pos_end = pos + len(line)
+        nxt = lines[i + 1].lstrip() if i + 1 < len(lines) else ""
+        wraps = line.strip() and nxt[:1].islower() and not _TERMINAL.search(line)
+        if not wraps:
+            span = _trimmed(text, start, pos_end)
+            if span:
+                spans.append(span)
+            start = pos_end + 1
+        pos = pos_end + 1
+    return spans
+
+
+def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Offsets of the sentences in text[start:end] (a single paragraph), whitespace trimmed."""
+    end = len(text) if end is None else end
+    spans, cursor = [], start
+    for match in _SENTENCE_END.finditer(text, start, end):
+        stop = match.end()
+        word = re.search(r"(\S+)$", text[cursor:match.start()])
+        token = word.group(1).lower().lstrip("(\"'") if word else ""
+        if token in ABBREVIATIONS or (len(token) == 1 and token.isalpha()):
+            continue  # "Mr." or an initial such as "J."
+        nxt = text[stop:end].lstrip()[:1]
+        if nxt and not (nxt.isupper() or nxt.isdigit() or nxt in "\"'\u2018\u201c(["):
+            continue  # "e.g. something" or "3.5 million": not a sentence start
+        span = _trimmed(text, cursor, stop)
+        if span:
+            spans.append(span)
+        cursor = stop
+    span = _trimmed(text, cursor, end)
+    if span:
+        spans.append(span)
+    return spans
+
+
+def _split_long(text: str, start: int, end: int, limit: int) -> list[tuple[int, int]]:
+    """Cut an over-long sentence at whitespace so no chunk exceeds about `limit` characters."""
+    pieces = []
+    while end - start > limit:
+        cut = text.rfind(" ", start, start + limit)
+        cut = cut if cut > start else start + limit
+        pieces.append((start, cut))
+        start = cut
+        while start < end and text[start].isspace():
+            start += 1
+    pieces.append((start, end))
+    return [p for p in pieces if p[0] < p[1]]
+
+
+def chunk_document(doc: Document, max_chars: int = MAX_CHUNK_CHARS) -> list[Chunk]:
+    """Group consecutive sentences of a paragraph into chunks of at most max_chars."""
+    text, chunks = doc.text, []
+
+    def emit(s: int, e: int) -> None:
+        chunks.append(Chunk(make_chunk_id(doc.source, doc.doc_hash, s, e), doc.source, s, e, text[s:e]))
+
+    for p_start, p_end in split_paragraphs(text):
+        group: tuple[int, int] | None = None
+        for s, e in split_sentences(text, p_start, p_end):
+            for ps, pe in _split_long(text, s, e, max_chars):
+                if group and pe - group[0] <= max_chars:
+                    group = (group[0], pe)
+                    continue
+                if group:
+                    emit(*group)
+                group = (ps, pe)
+        if group:
+            emit(*group)
+    return chunks
+
+
+def line_number(text: str, offset: int) -> int:
+    """1-based line of a character offset."""
+    return text.count("\n", 0, offset) + 1

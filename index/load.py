@@ -1,0 +1,81 @@
+"""Read a folder of documents into canonical text; skip what cannot be read, with a reason."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import NotFoundError
+
+TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".text", ".rst", ""}
+MAX_FILE_BYTES = 20_000_000
+
+
+@dataclass(frozen=True)
+class Document:
+    source: str  # path relative to the corpus root, POSIX separators
+    doc_hash: str  # sha256 of the file's bytes
+    text: str  # canonical text
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+def canonical_text(data: bytes) -> str:
+    """The canonical text of a UTF-8 file: decoded exactly, newlines kept as written, BOM dropped.
+
+    Same as open(path, encoding="utf-8", newline="").read() with a leading BOM stripped.
+    Raises UnicodeDecodeError for bytes that are not UTF-8.
+    """
+    text = data.decode("utf-8")
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def read_document(path: Path, source: str) -> Document | Skipped:
+    """Load one file, or say why it was skipped (binary, not UTF-8, empty, too large)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return Skipped(source, f"unreadable ({exc.strerror})")
+    if len(data) > MAX_FILE_BYTES:
+        return Skipped(source, f"larger than {MAX_FILE_BYTES // 1_000_000} MB")
+    if b"\x00" in data[:8192]:
+        return Skipped(source, "binary file")
+    try:
+        text = canonical_text(data)
+    except UnicodeDecodeError as exc:
+        return Skipped(source, f"not UTF-8 (byte {exc.start})")
+    if not text.strip():
+        return Skipped(source, "empty")
+    return Document(source=source, doc_hash=hashlib.sha256(data).hexdigest(), text=text)
+
+
+def list_files(root: Path) -> list[tuple[Path, str]]:
+    """(path, source) for every candidate file under root, sorted by source; hidden files skipped."""
+    if not root.exists():
+        raise NotFoundError(f"No such file or folder: {root}")
+    if root.is_file():
+        return [(root, root.name)]
+    found = []
+    for path in root.rglob("*"):
+        rel = path.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+            continue
+        found.append((path, rel.as_posix()))
+    return sorted(found, key=lambda item: item[1])
+
+
+def load_corpus(root: Path) -> tuple[list[Document], list[Skipped]]:
+    """Every readable text document under root, and the files skipped with their reasons."""
+    documents, skipped = [], []
+    for path, source in list_files(root):
+        if path.suffix.lower() not in TEXT_SUFFIXES:
+            skipped.append(Skipped(source, f"unsupported file type {path.suffix!r}"))
+            continue
+        result = read_document(path, source)
+        (documents if isinstance(result, Document) else skipped).append(result)
+    return documents, skipped

@@ -1,0 +1,81 @@
+"""Where the index lives: the Chroma collection (vectors) and a SQLite side store.
+
+The side store holds what answering needs besides vectors: the canonical text of every
+indexed document, chunk rows with offsets, and BM25 postings. It also names the Chroma
+collection in use, so a rebuild can write a new collection and switch over atomically.
+Nothing else imports chromadb.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from .config import Settings
+from .errors import IndexMissingError, QAError
+
+SIDE_STORE = "index.sqlite"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (source TEXT PRIMARY KEY, doc_hash TEXT NOT NULL, text TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+    row INTEGER PRIMARY KEY, chunk_id TEXT UNIQUE NOT NULL, source TEXT NOT NULL,
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL, text_hash TEXT NOT NULL,
+    n_terms INTEGER NOT NULL, copies INTEGER NOT NULL DEFAULT 1);
+CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source);
+CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(text_hash);
+CREATE TABLE IF NOT EXISTS postings (term TEXT NOT NULL, row INTEGER NOT NULL, tf INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS postings_term ON postings(term);
+CREATE INDEX IF NOT EXISTS postings_row ON postings(row);
+"""
+
+
+def side_store_path(index_dir: Path) -> Path:
+    return index_dir / SIDE_STORE
+
+
+def open_side_store(path: Path, create: bool = False) -> sqlite3.Connection:
+    """Open the SQLite side store; with create=False a missing store is an IndexMissingError."""
+    if not create and not path.exists():
+        raise IndexMissingError(f"No index at {path.parent}: run `qa index`")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), check_same_thread=False)
+    conn.executescript(SCHEMA)
+    return conn
+
+
+def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
+    return dict(conn.execute("SELECT key, value FROM meta"))
+
+
+def open_chroma(settings: Settings):
+    """The Chroma client: HttpClient when CHROMA_HOST is set, else a PersistentClient in the index folder."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    try:
+        if settings.chroma_host:
+            return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
+        return chromadb.PersistentClient(path=str(settings.index_dir / "chroma"), settings=chroma_settings)
+    except Exception as exc:  # chromadb raises bare ValueError/ConnectionError variants
+        where = f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host else settings.index_dir
+        raise QAError(f"Cannot open the Chroma store at {where}: {exc}") from exc
+
+
+def open_collection(settings: Settings, name: str, create: bool = False):
+    """The named Chroma collection (cosine space)."""
+    client = open_chroma(settings)
+    if create:
+        return client.get_or_create_collection(name, metadata={"hnsw:space": "cosine"})
+    try:
+        return client.get_collection(name)
+    except Exception as exc:
+        raise IndexMissingError(f"Chroma collection {name!r} is missing: run `qa index --rebuild`") from exc
+
+
+def drop_collection(settings: Settings, name: str) -> None:
+    try:
+        open_chroma(settings).delete_collection(name)
+    except Exception:
+        pass  # already gone
