@@ -1,0 +1,188 @@
+"""The `qa` command line: parses arguments, calls the library, prints. Exit codes: 0 ok, 1 failure, 2 usage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from index.config import load_settings
+from index.errors import NotFoundError, QAError, UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, no usage dump
+        print(f"qa: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="qa", description="Grounded question answering over a folder of documents.")
+    p.add_argument("--index-dir", help="index folder (env QA_INDEX_DIR, default .qa-index)")
+    p.add_argument("--corpus", help="document folder (env QA_CORPUS, default seeds/)")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("index", help="index documents (incremental)")
+    s.add_argument("paths", nargs="*", help="corpus folder (default: QA_CORPUS)")
+    s.add_argument("--rebuild", action="store_true", help="start from an empty index")
+
+    s = sub.add_parser("ask", help="answer one question with citations")
+    s.add_argument("question")
+    s.add_argument("--json", action="store_true", help="print the Answer JSON")
+    s.add_argument("-k", type=int, default=5, help="passages to retrieve (default 5)")
+    s.add_argument("--mode", default="hybrid", choices=["hybrid", "dense", "lexical"])
+
+    s = sub.add_parser("chat", help="multi-turn questions in the terminal")
+    s.add_argument("-k", type=int, default=5)
+
+    s = sub.add_parser("source", help="print an indexed source, or a span of it with context")
+    s.add_argument("source", nargs="?")
+    s.add_argument("--start", type=int)
+    s.add_argument("--end", type=int)
+    s.add_argument("--list", action="store_true", help="list indexed sources")
+
+    s = sub.add_parser("serve", help="browser chat and REST API")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=7860)
+
+    s = sub.add_parser("eval", help="run the grounding eval")
+    s.add_argument("--set", dest="eval_set", help="eval set JSONL (default eval/data/reference.jsonl)")
+    s.add_argument("--baselines", action="store_true", help="also run BM25-only, dense-only, plain LangChain")
+    s.add_argument("--out", help="report folder (default eval/reports)")
+    return p
+
+
+def _progress_printer():
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        print(f"\rembedding [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr)
+        if done >= total:
+            print(file=sys.stderr)
+
+    return show
+
+
+def _open_qa(settings):
+    from .engine import QA
+
+    def announce(report) -> None:
+        print(f"No index yet: built one from {settings.corpus}. {report.summary()}", file=sys.stderr)
+        for skip in report.skipped:
+            print(f"warning: skipped {skip.path}: {skip.reason}", file=sys.stderr)
+
+    return QA(settings, on_build=announce)
+
+
+def cmd_index(args, settings) -> int:
+    from index.build import build_index
+
+    if len(args.paths) > 1:
+        raise UsageError("qa index takes one corpus folder")
+    corpus = Path(args.paths[0]) if args.paths else settings.corpus
+    if not corpus.exists():
+        raise NotFoundError(f"No such file or folder: {corpus}")
+    report = build_index(settings, corpus, rebuild=args.rebuild, progress=_progress_printer())
+    for skip in report.skipped:
+        print(f"warning: skipped {skip.path}: {skip.reason}", file=sys.stderr)
+    if report.documents == 0:
+        print(f"warning: no readable documents in {corpus}", file=sys.stderr)
+    print(report.summary())
+    return 0
+
+
+def cmd_ask(args, settings) -> int:
+    from .engine import check_question
+    from .format import format_answer
+
+    check_question(args.question, args.k, args.mode)  # fail fast, before loading anything
+    answer = _open_qa(settings).ask(args.question, k=args.k, mode=args.mode)
+    print(json.dumps(answer.to_json(), ensure_ascii=False, indent=2) if args.json else format_answer(answer))
+    return 0
+
+
+def cmd_chat(args, settings) -> int:
+    from .format import format_answer
+
+    qa = _open_qa(settings)
+    history: list[tuple[str, str]] = []
+    print("Ask a question (empty line or Ctrl-D to quit).")
+    while True:
+        try:
+            question = input("> ").strip()
+        except EOFError:
+            break
+        if not question:
+            break
+        try:
+            answer = qa.ask(question, history=history, k=args.k)
+        except UsageError as exc:
+            print(f"qa: {exc}")
+            continue
+        print(format_answer(answer, show_query=True).replace("(searched for:", "searched for:").replace(")\n", "\n", 1)
+              if answer.search_query != answer.question else format_answer(answer))
+        print()
+        history.append((question, answer.answer))
+    return 0
+
+
+def cmd_source(args, settings) -> int:
+    from .engine import QA
+
+    qa = QA(settings, build_if_missing=False)
+    if args.list or not args.source:
+        print("\n".join(qa.index.sources()))
+        return 0
+    text = qa.source_text(args.source)
+    if args.start is None and args.end is None:
+        sys.stdout.write(text)
+        return 0
+    start, end = args.start or 0, len(text) if args.end is None else args.end
+    if not 0 <= start <= end <= len(text):
+        raise UsageError(f"--start/--end must satisfy 0 <= start <= end <= {len(text)}")
+    before = text.rfind("\n", 0, max(start - 200, 0)) + 1 if start > 200 else 0
+    after = text.find("\n", min(end + 200, len(text)))
+    after = len(text) if after == -1 else after
+    print(f"{text[before:start]}>>>{text[start:end]}<<<{text[end:after]}")
+    return 0
+
+
+def cmd_serve(args, settings) -> int:
+    from ui.server import serve
+
+    serve(settings, host=args.host, port=args.port)
+    return 0
+
+
+def cmd_eval(args, settings) -> int:
+    from eval.run import main as eval_main
+
+    return eval_main(settings, eval_set=args.eval_set, baselines=args.baselines, out=args.out)
+
+
+COMMANDS = {"index": cmd_index, "ask": cmd_ask, "chat": cmd_chat, "source": cmd_source,
+            "serve": cmd_serve, "eval": cmd_eval}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(corpus=args.corpus, index_dir=args.index_dir)
+        return COMMANDS[args.command](args, settings)
+    except (UsageError, NotFoundError) as exc:
+        print(f"qa: error: {exc}", file=sys.stderr)
+        return 2
+    except QAError as exc:
+        print(f"qa: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("qa: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""The answering engine: built once (index, model, store), then asked many questions."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from index.config import Settings
+from index.errors import UsageError
+from index.store import side_store_path
+
+from .answer import DONT_KNOW, compose, select_evidence, term_weights
+from .followup import resolve_followup
+from .question import analyse
+from .retrieve import MODES, CorpusIndex
+from .types import Answer, Passage
+
+MAX_QUESTION_CHARS = 2000
+MAX_K = 50
+
+
+def check_question(question: str, k: int, mode: str) -> str:
+    """The question stripped, or a UsageError naming what is wrong with the request."""
+    if not isinstance(question, str) or not question.strip():
+        raise UsageError("The question is empty: ask something, e.g. qa ask \"Who was convicted?\"")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise UsageError(f"The question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}")
+    if not 1 <= k <= MAX_K:
+        raise UsageError(f"k must be between 1 and {MAX_K}, got {k}")
+    if mode not in MODES:
+        raise UsageError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    return " ".join(question.split())
+
+
+def answer_from_passages(index: CorpusIndex, question: str, search_query: str, passages: list[Passage],
+                         timings: dict[str, float] | None = None) -> Answer:
+    """Select, cite and compose from retrieved passages; abstain when no sentence answers."""
+    t0 = time.perf_counter()
+    spec = analyse(search_query)
+    weights = term_weights(spec, index.document_frequency, index.n_chunks)
+    chosen = select_evidence(spec, passages, weights)
+    if chosen:
+        prose, citations, conflict = compose(chosen, index.document_text)
+    else:
+        prose, citations, conflict = DONT_KNOW, (), False
+    timings = dict(timings or {})
+    timings["answer"] = (time.perf_counter() - t0) * 1000
+    return Answer(question=question, search_query=search_query, answer=prose, abstained=not chosen,
+                  citations=citations, passages=tuple(passages), conflict=conflict, timings_ms=timings)
+
+
+class QA:
+    """Open once, ask many: `QA(settings).ask("Who ...?")`."""
+
+    def __init__(self, settings: Settings, build_if_missing: bool = True, on_build=None):
+        if build_if_missing and not side_store_path(settings.index_dir).exists():
+            from index.build import build_index
+
+            report = build_index(settings)
+            if on_build:
+                on_build(report)
+        self.settings = settings
+        self.index = CorpusIndex(settings)
+
+    def retrieve(self, search_query: str, k: int = 5, mode: str = "hybrid") -> list[Passage]:
+        return self.index.search(search_query, k=k, mode=mode)
+
+    def ask(self, question: str, history: list[tuple[str, str]] | None = None, k: int = 5,
+            mode: str = "hybrid") -> Answer:
+        """Answer one question (a follow-up is resolved against history first)."""
+        question = check_question(question, k, mode)
+        t0 = time.perf_counter()
+        search_query = resolve_followup(question, history)
+        passages = self.retrieve(search_query, k=k, mode=mode)
+        t1 = time.perf_counter()
+        answer = answer_from_passages(self.index, question, search_query, passages,
+                                      {"retrieve": (t1 - t0) * 1000})
+        answer.timings_ms["total"] = (time.perf_counter() - t0) * 1000
+        return answer
+
+    def source_text(self, source: str) -> str:
+        return self.index.document_text(source)
+
+
+def default_index_exists(index_dir: Path) -> bool:
+    return side_store_path(index_dir).exists()

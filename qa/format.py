@@ -1,0 +1,29 @@
+"""Plain-text rendering of answers for the terminal."""
+
+from __future__ import annotations
+
+from .types import Answer
+
+
+def snippet(text: str, limit: int = 240) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def format_answer(answer: Answer, show_query: bool = False) -> str:
+    """The answer, then one line per citation:  [n] source:line  "span"."""
+    lines = []
+    if show_query and answer.search_query != answer.question:
+        lines.append(f"(searched for: {answer.search_query})")
+    if answer.conflict:
+        lines.append("The sources disagree; both accounts are cited:")
+    lines.append(answer.answer)
+    lines.append("")
+    if answer.abstained:
+        lines.append("Closest passages:")
+        for p in answer.passages[:3]:
+            lines.append(f"  {p.source}:{p.line}  \"{snippet(p.text)}\"")
+    else:
+        for c in answer.citations:
+            lines.append(f"[{c.n}] {c.source}:{c.line}  \"{snippet(c.text)}\"")
+    return "\n".join(lines)

@@ -1,0 +1,102 @@
+"""What a question asks for: the kind of answer it expects and the words it is about."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from index.lexical import STOPWORDS, stem, words
+
+# Question words and generic verbs that say nothing about the topic.
+QUESTION_WORDS = frozenset("""what which who whom whose when where why how name named kind type happen happened
+did do does was were is are many much old long""".split())
+
+_NUMBER_WORDS = ("one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+                 "sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|hundred|thousand|million|"
+                 "dozens?|several|numerous")
+_MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
+PATTERNS = {
+    "number": re.compile(rf"\b(\d[\d,.]*|{_NUMBER_WORDS})\b", re.I),
+    "date": re.compile(rf"\b((1[89]|20)\d\d|{_MONTHS}|monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
+                       r"yesterday|today|tomorrow|spring|summer|autumn|winter|last (week|month|year)|"
+                       r"(this|next) (week|month|year)|end of the year|ago)\b", re.I),
+    # Two or more capitalised words, an honorific and a name, or an acronym.
+    "name": re.compile(r"\b((Mr|Mrs|Ms|Dr|Sir|Lady|Lord)\.? [A-Z][\w'-]+|[A-Z][\w'-]+(?: [A-Z][\w'-]+)+|[A-Z]{2,})\b"),
+}
+_TYPE_RULES = (
+    ("number", re.compile(r"\bhow (many|much|old|long|far|often)\b|\bwhat (number|age|percentage|amount)\b|"
+                          r"\bwhat was the (number|age)\b", re.I)),
+    ("date", re.compile(r"^\s*when\b|\bwhat (year|month|date|day|time)\b|\bwhich (year|month|day)\b|"
+                        r"\bby when\b|\bwhat time\b|\bwhen (did|was|were|is|will)\b", re.I)),
+    ("name", re.compile(r"^\s*who\b|\bwho (is|was|were|are)\b|\bwhose\b|\bwhat (is|was) the name\b|\bname of\b|"
+                        r"\bwhich (person|people|organi[sz]ation|body|officer|commissioner|solicitor|programme)\b", re.I)),
+)
+
+
+@dataclass(frozen=True)
+class QuestionSpec:
+    text: str
+    answer_type: str | None  # "number", "date", "name", or None when any text may answer
+    focus: tuple[str, ...]  # stemmed topic terms, in order
+    names: tuple[str, ...]  # capitalised names the question mentions
+
+    def groups(self) -> list[tuple[str, ...]]:
+        """Focus terms to match, the words of one name grouped: "Mr Whitworth" matches "Daniel Whitworth"."""
+        grouped, used = [], set()
+        for name in self.names:
+            members = tuple(t for t in (stem(w.lower()) for w in name.split()) if t in self.focus)
+            if len(members) > 1:
+                grouped.append(members)
+                used.update(members)
+        return grouped + [(t,) for t in self.focus if t not in used]
+
+
+def answer_type(question: str) -> str | None:
+    """The kind of answer the question expects, from its wording."""
+    for kind, rule in _TYPE_RULES:
+        if rule.search(question):
+            return kind
+    return None
+
+
+def question_names(question: str) -> tuple[str, ...]:
+    """Capitalised names in the question (the first word is a name only when another follows)."""
+    found = []
+    for m in PATTERNS["name"].finditer(question):
+        name = m.group()
+        first = name.split()[0].lower()
+        if first in QUESTION_WORDS or first in STOPWORDS:
+            name = " ".join(name.split()[1:])
+        if name and (" " in name or name.isupper() or m.start() > 0):
+            found.append(name)
+    return tuple(found)
+
+
+def analyse(question: str) -> QuestionSpec:
+    focus = []
+    for _, _, word in words(question):
+        low = word.lower()
+        if low in STOPWORDS or low in QUESTION_WORDS:
+            continue
+        term = stem(low.replace(",", ""))
+        if term not in focus:
+            focus.append(term)
+    return QuestionSpec(question, answer_type(question), tuple(focus), question_names(question))
+
+
+def typed_values(kind: str, text: str, exclude: str = "") -> list[str]:
+    """Values of the given kind in text (numbers, dates or names), leaving out those the question already has."""
+    excluded = {v.lower() for v in (m.group() for m in PATTERNS[kind].finditer(exclude))}
+    excluded |= {w.lower() for _, _, w in words(exclude)}
+    out = []
+    for m in PATTERNS[kind].finditer(text):
+        value = m.group()
+        if kind == "name":
+            parts = [p for p in value.split() if p.lower() not in excluded]
+            value = " ".join(parts) if parts else ""
+            if not value or value.lower() in STOPWORDS:
+                continue
+        elif value.lower() in excluded:
+            continue
+        out.append(value)
+    return out

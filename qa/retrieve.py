@@ -1,0 +1,132 @@
+"""Hybrid retrieval: Chroma (dense) and BM25 (lexical) fused by reciprocal rank."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from typing import Iterable
+
+import numpy as np
+
+from index.chunk import line_number
+from index.config import Settings
+from index.embed import embed_query, model_path
+from index.errors import NotFoundError
+from index.lexical import bm25_idf, bm25_term_score, terms
+from index.store import open_collection, open_side_store, read_meta, side_store_path
+
+from .types import Passage
+
+RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of top ranks
+MODES = ("hybrid", "dense", "lexical")
+
+
+def fuse_rankings(rankings: Iterable[list[str]], k: int = RRF_K) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion: score(id) = sum over rankings of 1 / (k + rank)."""
+    scores: dict[str, float] = defaultdict(float)
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] += 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+class CorpusIndex:
+    """Everything answering reads from the index, opened once and reused for every question."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.db = open_side_store(side_store_path(settings.index_dir))
+        self.meta = read_meta(self.db)
+        self.model = model_path(settings.embed_model)
+        self.n_chunks = int(self.meta.get("n_chunks", 0))
+        self.avg_terms = float(self.meta.get("avg_terms", 1.0))
+        self._collection = None
+        self._doc_cache: dict[str, str] = {}
+        self._lock = threading.Lock()  # sqlite connection shared by server threads
+
+    @property
+    def collection(self):
+        if self._collection is None:
+            self._collection = open_collection(self.settings, self.meta["collection"])
+        return self._collection
+
+    # -- documents -------------------------------------------------------------------------
+    def sources(self) -> list[str]:
+        with self._lock:
+            return [row[0] for row in self.db.execute("SELECT source FROM documents ORDER BY source")]
+
+    def document_text(self, source: str) -> str:
+        """Canonical text of an indexed source; NotFoundError for anything else (never a path lookup)."""
+        if source not in self._doc_cache:
+            with self._lock:
+                row = self.db.execute("SELECT text FROM documents WHERE source=?", (source,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"Unknown source: {source!r} (see `qa source --list`)")
+            self._doc_cache[source] = row[0]
+        return self._doc_cache[source]
+
+    def document_frequency(self, term: str) -> int:
+        with self._lock:
+            return self.db.execute("SELECT COUNT(*) FROM postings WHERE term=?", (term,)).fetchone()[0]
+
+    def passages(self, chunk_ids: list[str]) -> dict[str, Passage]:
+        marks = ",".join("?" * len(chunk_ids))
+        with self._lock:
+            rows = self.db.execute(
+                f'SELECT chunk_id, source, start, "end", text FROM chunks WHERE chunk_id IN ({marks})', chunk_ids).fetchall()
+        return {cid: Passage(cid, src, s, e, text, line_number(self.document_text(src), s), 0.0)
+                for cid, src, s, e, text in rows}
+
+    # -- search ----------------------------------------------------------------------------
+    def embed(self, text: str) -> np.ndarray:
+        return embed_query(self.model, text)
+
+    def dense_search(self, query_vector: np.ndarray, n: int) -> list[tuple[str, float]]:
+        """(chunk_id, cosine) of the n nearest chunks; vectors the side store does not know are ignored."""
+        if self.n_chunks == 0:
+            return []
+        got = self.collection.query(query_embeddings=[query_vector.tolist()], n_results=min(n, self.n_chunks),
+                                    include=["distances"])
+        return [(cid, 1.0 - dist) for cid, dist in zip(got["ids"][0], got["distances"][0])]
+
+    def lexical_search(self, query: str, n: int) -> list[tuple[str, float]]:
+        """(chunk_id, BM25 score) of the n best lexical matches."""
+        scores: dict[int, float] = defaultdict(float)
+        with self._lock:
+            for term in set(terms(query)):
+                rows = self.db.execute("SELECT p.row, p.tf, c.n_terms FROM postings p JOIN chunks c ON c.row = p.row "
+                                       "WHERE p.term=?", (term,)).fetchall()
+                idf = bm25_idf(self.n_chunks, len(rows))
+                for row, tf, length in rows:
+                    scores[row] += bm25_term_score(tf, idf, length, self.avg_terms)
+            best = sorted(scores.items(), key=lambda kv: -kv[1])[:n]
+            ids = dict(self.db.execute(
+                f"SELECT row, chunk_id FROM chunks WHERE row IN ({','.join('?' * len(best))})", [r for r, _ in best]))
+        return [(ids[row], score) for row, score in best if row in ids]
+
+    def search(self, query: str, k: int = 5, mode: str = "hybrid", query_vector: np.ndarray | None = None,
+               pool: int = 30) -> list[Passage]:
+        """The k best passages for query; mode is hybrid (RRF of both), dense or lexical."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
+        dense: dict[str, float] = {}
+        lexical: dict[str, float] = {}
+        rankings = []
+        if mode in ("hybrid", "dense"):
+            query_vector = self.embed(query) if query_vector is None else query_vector
+            dense = dict(self.dense_search(query_vector, pool))
+            rankings.append(list(dense))
+        if mode in ("hybrid", "lexical"):
+            lexical = dict(self.lexical_search(query, pool))
+            rankings.append(list(lexical))
+        fused = fuse_rankings(rankings)
+        found = self.passages([cid for cid, _ in fused[: k + 10]])  # ids missing from the side store drop out
+        top = [(cid, score) for cid, score in fused if cid in found][:k]
+        if query_vector is not None:
+            missing = [cid for cid, _ in top if cid not in dense]
+            if missing:  # lexical-only hits: score them against the question too
+                got = self.collection.get(ids=missing, include=["embeddings"])
+                for cid, vec in zip(got["ids"], got["embeddings"]):
+                    dense[cid] = float(np.dot(query_vector, np.asarray(vec, dtype=np.float32)))
+        return [Passage(**{**found[cid].__dict__, "score": score, "dense": dense.get(cid), "lexical": lexical.get(cid)})
+                for cid, score in top]

@@ -1,0 +1,73 @@
+"""The result types: one JSON shape each, shared by the CLI, the REST API and the eval."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk with its scores (fused rank score, and each side's where it ranked)."""
+
+    chunk_id: str
+    source: str
+    start: int
+    end: int
+    text: str
+    line: int
+    score: float
+    dense: float | None = None  # cosine similarity to the question
+    lexical: float | None = None  # BM25 score
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Citation:
+    """An exact span: canonical_text(source)[start:end] == text."""
+
+    n: int
+    source: str
+    start: int
+    end: int
+    text: str
+    chunk_id: str
+    score: float
+    line: int
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    search_query: str
+    answer: str
+    abstained: bool
+    citations: tuple[Citation, ...]
+    passages: tuple[Passage, ...]
+    conflict: bool = False  # the cited sources give different values for what was asked
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "question": self.question,
+            "search_query": self.search_query,
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "conflict": self.conflict,
+            "citations": [c.to_json() for c in self.citations],
+            "passages": [p.to_json() for p in self.passages],
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Answer":
+        return cls(
+            question=data["question"], search_query=data["search_query"], answer=data["answer"],
+            abstained=data["abstained"], conflict=data.get("conflict", False),
+            citations=tuple(Citation(**c) for c in data["citations"]),
+            passages=tuple(Passage(**p) for p in data["passages"]),
+            timings_ms=data.get("timings_ms", {}))
