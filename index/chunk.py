@@ -11,8 +11,8 @@ from .load import Document
 MAX_CHUNK_CHARS = 500
 # Abbreviations whose trailing period does not end a sentence.
 ABBREVIATIONS = {
-    "mr", "mrs", "ms", "dr", "prof", "st", "sr", "jr", "vs", "etc", "inc", "ltd", "co",
-    "no", "fig", "gen", "col", "lt", "sgt", "rev", "hon", "mt", "e.g", "i.e", "cf", "approx",
+    "mr", "mrs", "ms", "dr", "prof", "st", "sr", "jr", "vs", "etc", "inc", "ltd",
+    "fig", "gen", "col", "lt", "sgt", "rev", "hon", "mt", "e.g", "i.e", "cf", "approx",
 }
 _SENTENCE_END = re.compile(r"""[.!?]+['"\u2019\u201d)\]]*(?=\s)""")
 _TERMINAL = re.compile(r"""[.!?:;'"\u2019\u201d)\]]\s*$""")

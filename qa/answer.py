@@ -36,6 +36,7 @@ class Candidate:
     coverage: float
     values: tuple[str, ...]  # values of the asked-for type in the sentence
     score: float
+    has_head: bool = True  # the "which X" noun appears in the sentence or its passage
 
 
 def term_weights(spec: QuestionSpec, document_frequency, n_chunks: int) -> dict[tuple[str, ...], float]:
@@ -73,13 +74,14 @@ def candidates(spec: QuestionSpec, passages: list[Passage], weights: dict[str, f
             cov = _coverage(weights, set(terms(text)), context)
             values = tuple(typed_values(spec.answer_type, text, spec.text)) if spec.answer_type else ()
             score = cov + 0.5 * dense + (0.1 if values else 0.0) + 0.05 / (1 + rank)
-            out.append(Candidate(passage, passage.start + s, passage.start + e, text, cov, values, score))
+            has_head = spec.head is None or spec.head in context
+            out.append(Candidate(passage, passage.start + s, passage.start + e, text, cov, values, score, has_head))
     return out
 
 
 def qualifies(spec: QuestionSpec, c: Candidate) -> bool:
     """Does this sentence answer the question: topic covered and the asked-for kind of value present?"""
-    if spec.answer_type and not c.values:
+    if (spec.answer_type and not c.values) or not c.has_head:
         return False
     dense = c.passage.dense or 0.0
     return c.coverage >= MIN_COVERAGE or (c.coverage >= MIN_COVERAGE_WITH_DENSE and dense >= MIN_DENSE)

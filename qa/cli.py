@@ -123,8 +123,7 @@ def cmd_chat(args, settings) -> int:
         except UsageError as exc:
             print(f"qa: {exc}")
             continue
-        print(format_answer(answer, show_query=True).replace("(searched for:", "searched for:").replace(")\n", "\n", 1)
-              if answer.search_query != answer.question else format_answer(answer))
+        print(format_answer(answer, show_query=True))
         print()
         history.append((question, answer.answer))
     return 0

@@ -14,7 +14,7 @@ def format_answer(answer: Answer, show_query: bool = False) -> str:
     """The answer, then one line per citation:  [n] source:line  "span"."""
     lines = []
     if show_query and answer.search_query != answer.question:
-        lines.append(f"(searched for: {answer.search_query})")
+        lines.append(f"searched for: {answer.search_query}")
     if answer.conflict:
         lines.append("The sources disagree; both accounts are cited:")
     lines.append(answer.answer)

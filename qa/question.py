@@ -20,11 +20,14 @@ PATTERNS = {
     "date": re.compile(rf"\b((1[89]|20)\d\d|{_MONTHS}|monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
                        r"yesterday|today|tomorrow|spring|summer|autumn|winter|last (week|month|year)|"
                        r"(this|next) (week|month|year)|end of the year|ago)\b", re.I),
+    "duration": re.compile(rf"\b(\d[\d,.]*|a|an|{_NUMBER_WORDS}|several|few)\s+(seconds?|minutes?|hours?|days?|"
+                           r"weeks?|fortnights?|months?|years?|decades?)\b", re.I),
     # Two or more capitalised words, an honorific and a name, or an acronym.
     "name": re.compile(r"\b((Mr|Mrs|Ms|Dr|Sir|Lady|Lord)\.? [A-Z][\w'-]+|[A-Z][\w'-]+(?: [A-Z][\w'-]+)+|[A-Z]{2,})\b"),
 }
 _TYPE_RULES = (
-    ("number", re.compile(r"\bhow (many|much|old|long|far|often)\b|\bwhat (number|age|percentage|amount)\b|"
+    ("duration", re.compile(r"\bhow long\b|\bfor how long\b", re.I)),
+    ("number", re.compile(r"\bhow (many|much|old|far|often)\b|\bwhat (number|age|percentage|amount)\b|"
                           r"\bwhat was the (number|age)\b", re.I)),
     ("date", re.compile(r"^\s*when\b|\bwhat (year|month|date|day|time)\b|\bwhich (year|month|day)\b|"
                         r"\bby when\b|\bwhat time\b|\bwhen (did|was|were|is|will)\b", re.I)),
@@ -33,12 +36,16 @@ _TYPE_RULES = (
 )
 
 
+_HEAD_RE = re.compile(r"\b(which|what)\s+([a-z]+)\b", re.I)
+
+
 @dataclass(frozen=True)
 class QuestionSpec:
     text: str
     answer_type: str | None  # "number", "date", "name", or None when any text may answer
     focus: tuple[str, ...]  # stemmed topic terms, in order
     names: tuple[str, ...]  # capitalised names the question mentions
+    head: str | None = None  # stemmed noun of "which X" / "what X": the category the answer must belong to
 
     def groups(self) -> list[tuple[str, ...]]:
         """Focus terms to match, the words of one name grouped: "Mr Whitworth" matches "Daniel Whitworth"."""
@@ -81,7 +88,11 @@ def analyse(question: str) -> QuestionSpec:
         term = stem(low.replace(",", ""))
         if term not in focus:
             focus.append(term)
-    return QuestionSpec(question, answer_type(question), tuple(focus), question_names(question))
+    head = None
+    m = _HEAD_RE.search(question)
+    if m and m.group(2).lower() not in STOPWORDS | QUESTION_WORDS:
+        head = stem(m.group(2).lower())
+    return QuestionSpec(question, answer_type(question), tuple(focus), question_names(question), head)
 
 
 def typed_values(kind: str, text: str, exclude: str = "") -> list[str]:

@@ -1,0 +1,116 @@
+import pytest
+
+from index.build import build_index
+from index.config import load_settings
+from qa.engine import QA
+
+from .conftest import SEEDS
+
+VARIED_QUESTIONS = [
+    "Which drug killed Daniel Whitworth?", "How old was Daniel Whitworth?", "How many officers are being investigated?",
+    "What sentence did Port receive?", "Who is Daniel Whitworth's stepmother?", "Where were the bodies dumped?",
+    "How many pages of material has the IPCC compiled?", "What did the forged suicide note say?",
+    "Who are the families suing?", "When is the final report expected?", "What was the weather in Barking?",
+    "Port", "?", "BTW", "<script>alert(1)</script>", "How old was he?", "x" * 1500,
+]
+
+
+def _source_text(name: str) -> str:
+    return (SEEDS / name).read_bytes().decode("utf-8")
+
+
+@pytest.mark.parametrize("question", VARIED_QUESTIONS)
+def test_citation_slices_source_exactly(seed_qa, question):
+    answer = seed_qa.ask(question)
+    for citation in answer.citations:
+        assert _source_text(citation.source)[citation.start:citation.end] == citation.text
+        assert f"[{citation.n}]" in answer.answer
+    for passage in answer.passages:
+        assert _source_text(passage.source)[passage.start:passage.end] == passage.text
+    assert answer.abstained == (not answer.citations)
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("Which drug killed Daniel Whitworth?", "GHB"),
+    ("How old was Daniel Whitworth?", "21"),
+    ("How many unexplained deaths is the MPS re-examining?", "58"),
+    ("How many pages of material has the IPCC compiled?", "7,000"),
+    ("Who is the IPCC commissioner?", "Cindy Butts"),
+    ("Where were the victims' bodies dumped?", "Barking"),
+    ("Who is the solicitor for the families?", "Neil Hudgell"),
+])
+def test_factual_questions_are_answered(seed_qa, question, expected):
+    answer = seed_qa.ask(question)
+    assert not answer.abstained
+    assert expected in answer.answer
+
+
+@pytest.mark.parametrize("question", [
+    "What was the weather in Barking?",
+    "How old was Jack Taylor's mother?",
+    "What is Stephen Port's favourite food?",
+    "Which judge sentenced Port?",
+])
+def test_unanswerable_questions_abstain_and_show_closest_passages(seed_qa, question):
+    answer = seed_qa.ask(question)
+    assert answer.abstained and answer.answer.startswith("The documents don't say")
+    assert answer.passages and not answer.citations
+
+
+def test_conflicting_counts_are_both_shown(seed_qa):
+    answer = seed_qa.ask("How many officers are being investigated by the IPCC?")
+    assert "17" in answer.answer and "19" in answer.answer
+
+
+def test_follow_up_is_resolved_from_history(seed_qa):
+    history = [("Which drug killed Daniel Whitworth?", "GHB")]
+    answer = seed_qa.ask("How old was he?", history=history)
+    assert answer.search_query == "How old was Daniel Whitworth?"
+    assert "21" in answer.answer
+
+
+def test_elliptical_follow_up_swaps_the_subject(seed_qa):
+    answer = seed_qa.ask("And Jack Taylor?", history=[("How old was Anthony Walgate?", "23")])
+    assert answer.search_query == "How old was Jack Taylor?"
+    assert "25" in answer.answer
+
+
+@pytest.mark.parametrize("question, k, message", [
+    ("", 5, "empty"), ("   ", 5, "empty"), ("x" * 2001, 5, "limit is 2000"), ("ok?", 0, "k must be"),
+])
+def test_bad_requests_raise_usage_errors(seed_qa, question, k, message):
+    from index.errors import UsageError
+
+    with pytest.raises(UsageError, match=message):
+        seed_qa.ask(question, k=k)
+
+
+HYBRID_CORPUS = {f"code{i}.txt": f"Error code {code} on the washing machine means {fault}."
+                 for i, (code, fault) in enumerate([("BR-2210", "the water tank is empty"),
+                                                    ("LM-9034", "the filter needs cleaning"),
+                                                    ("KP-6602", "the drum is overloaded")])}
+HYBRID_CORPUS |= {
+    "roses.txt": "Prune climbing roses in late winter and feed them in spring; catalogue entry QZ-7741.",
+    "clinic.txt": "The physician prescribed medication for the patient's elevated blood pressure.",
+    "doctor.txt": "Doctor Who is a television series about a time traveller.",
+}
+
+
+@pytest.mark.slow
+def test_hybrid_finds_what_either_side_alone_misses(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, text in HYBRID_CORPUS.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    settings = load_settings(corpus=corpus, index_dir=tmp_path / "index")
+    build_index(settings)
+    qa = QA(settings, build_if_missing=False)
+    # An exact identifier (dense embeddings blur codes) and a paraphrase sharing no word with its answer.
+    cases = [("error code QZ-7741", "roses.txt"), ("What did the doctor give to treat hypertension?", "clinic.txt")]
+
+    def hits(mode: str) -> int:
+        return sum(want in [p.source for p in qa.retrieve(q, k=2, mode=mode)] for q, want in cases)
+
+    assert hits("hybrid") == 2
+    assert hits("dense") < 2
+    assert hits("lexical") < 2

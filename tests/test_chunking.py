@@ -1,0 +1,52 @@
+import pytest
+
+from index.build import unique_chunks
+from index.chunk import chunk_document, split_sentences
+from index.load import Document, load_corpus
+
+from .conftest import SEEDS
+
+
+def _doc(text: str, source: str = "t.txt") -> Document:
+    return Document(source=source, doc_hash="h", text=text)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Mr. Smith went home. He slept.", ["Mr. Smith went home.", "He slept."]),
+    ("It cost 3.5 million. Then it fell!", ["It cost 3.5 million.", "Then it fell!"]),
+    ('She said: "No." Then left.', ['She said: "No."', "Then left."]),
+    ("J. R. Smith wrote it. Done.", ["J. R. Smith wrote it.", "Done."]),
+])
+def test_split_sentences(text, expected):
+    assert [text[s:e] for s, e in split_sentences(text)] == expected
+
+
+def test_every_chunk_slices_its_document_exactly():
+    docs, _ = load_corpus(SEEDS)
+    for doc in docs:
+        chunks = chunk_document(doc)
+        assert chunks
+        for chunk in chunks:
+            assert doc.text[chunk.start:chunk.end] == chunk.text
+            assert len(chunk.text) <= 500
+
+
+def test_chunks_do_not_cross_paragraphs_but_follow_hard_wrapped_lines():
+    text = "Title line\nFirst sentence wraps\nonto this line. Second one.\n\nNew paragraph."
+    chunks = [c.text for c in chunk_document(_doc(text))]
+    assert chunks == ["Title line", "First sentence wraps\nonto this line. Second one.", "New paragraph."]
+
+
+def test_identical_chunks_are_stored_once():
+    docs, _ = load_corpus(SEEDS)
+    all_chunks = [c for d in docs for c in chunk_document(d)]
+    kept = unique_chunks(docs)
+    assert len(kept) == len(all_chunks) - 1  # seed 000 repeats its first sentence
+    assert max(copies for _, copies in kept.values()) == 2
+
+
+def test_chunk_ids_are_stable_and_depend_on_content():
+    a = chunk_document(_doc("One. Two."))
+    assert [c.chunk_id for c in a] == [c.chunk_id for c in chunk_document(_doc("One. Two."))]
+    changed = Document(source="t.txt", doc_hash="other", text="One. Two.")
+    assert a[0].chunk_id != chunk_document(changed)[0].chunk_id
