@@ -1,0 +1,1 @@
+"""The grounding eval: reference sets, metrics, baselines and reports (`qa eval`)."""

@@ -1,0 +1,114 @@
+"""`qa eval`: run the systems over the eval sets, score, report, and gate on floors."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import tomllib
+from dataclasses import asdict
+from pathlib import Path
+
+from index.build import build_index
+from index.config import Settings
+from index.errors import NotFoundError, UsageError
+from qa.engine import QA
+
+from .judge import supports
+from .metrics import aggregate, load_set, score_item
+from .report import write_reports
+from .systems import all_systems
+
+EVAL_DIR = Path(__file__).resolve().parent
+DATA_DIR = EVAL_DIR / "data"
+
+
+def load_config() -> dict:
+    return tomllib.loads((EVAL_DIR / "config.toml").read_text())
+
+
+def judge_accuracy(threshold: float) -> dict:
+    """The support judge against the hand-labelled fixture."""
+    rows = [json.loads(line) for line in (DATA_DIR / "judge_fixture.jsonl").read_text().splitlines() if line]
+    wrong = [r["id"] for r in rows if supports(r["premise"], r["sentence"], threshold) != r["supported"]]
+    return {"pairs": len(rows), "accuracy": round(1 - len(wrong) / len(rows), 4), "wrong": wrong}
+
+
+def resolve_sets(config: dict, eval_set: str | None) -> list[tuple[str, Path, Path, dict]]:
+    """(name, set file, corpus folder, set config) for the configured sets, or for one given file."""
+    sets = []
+    for name, conf in config["sets"].items():
+        sets.append((name, (DATA_DIR / conf["file"]).resolve(), (DATA_DIR / conf["corpus"]).resolve(), conf))
+    if eval_set is None:
+        return sets
+    path = Path(eval_set).resolve()
+    if not path.exists():
+        raise NotFoundError(f"No such eval set: {eval_set}")
+    for name, file, corpus, conf in sets:
+        if file == path:
+            return [(name, file, corpus, conf)]
+    corpus = path.with_suffix("")  # a set beside a folder of the same name, else the default corpus
+    return [(path.stem, path, corpus if corpus.is_dir() else (DATA_DIR / "../../seeds").resolve(), {})]
+
+
+def run_set(settings: Settings, name: str, set_file: Path, corpus: Path, baselines: bool, k: int,
+            threshold: float, log) -> dict:
+    items = load_set(set_file)
+    if not items:
+        raise UsageError(f"{set_file} holds no items")
+    set_settings = settings.with_(corpus=corpus, index_dir=settings.index_dir / "eval" / name)
+    report = build_index(set_settings, corpus)
+    log(f"[{name}] {len(items)} items over {corpus.name}/ ({report.chunks} chunks)")
+    qa = QA(set_settings, build_if_missing=False)
+    texts = {s: qa.index.document_text(s) for s in qa.index.sources()}
+    results = {}
+    for system_name, system in all_systems(qa, baselines).items():
+        scores = []
+        for item in items:
+            t0 = time.perf_counter()
+            answer = system(item.question, [list(h) for h in item.history])
+            scores.append(score_item(item, answer, texts, k, threshold, (time.perf_counter() - t0) * 1000))
+        types = sorted({s.type for s in scores})
+        results[system_name] = {
+            "overall": aggregate(scores),
+            "by_type": {t: aggregate([s for s in scores if s.type == t]) for t in types},
+            "items": [asdict(s) for s in scores],
+        }
+        log(f"  {system_name}: correctness {results[system_name]['overall']['correctness']}")
+    return {"set": set_file.name, "corpus": str(corpus), "items": len(items), "systems": results}
+
+
+def check(metrics: dict, bounds: dict) -> list[str]:
+    """Names of the bounds the metrics miss; a key ending in _max is an upper bound."""
+    missed = []
+    for key, bound in bounds.items():
+        metric = key.removesuffix("_max")
+        value = metrics.get(metric)
+        ok = value is not None and (value <= bound if key.endswith("_max") else value >= bound)
+        if not ok:
+            missed.append(f"{metric} = {value} ({'<=' if key.endswith('_max') else '>='} {bound})")
+    return missed
+
+
+def main(settings: Settings, eval_set: str | None = None, baselines: bool = False, out: str | None = None) -> int:
+    config = load_config()
+    threshold = config["judge"]["support_threshold"]
+    k = config["retrieval"]["k"]
+    log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
+    judge = judge_accuracy(threshold)
+    log(f"support judge: {judge['accuracy']:.1%} on {judge['pairs']} hand-labelled pairs")
+    runs = {}
+    for name, set_file, corpus, conf in resolve_sets(config, eval_set):
+        run = run_set(settings, name, set_file, corpus, baselines, k, threshold, log)
+        ours = run["systems"]["ours (hybrid)"]["overall"]
+        run["floors_missed"] = check(ours, conf.get("floors", {}))
+        run["targets_missed"] = check(ours, conf.get("targets", {}))
+        runs[name] = run
+    result = {"judge": judge, "k": k, "support_threshold": threshold, "runs": runs}
+    out_dir = Path(out) if out else EVAL_DIR / "reports"
+    table = write_reports(result, out_dir)
+    print(table)
+    failed = [f"{name}: {m}" for name, run in runs.items() for m in run["floors_missed"]]
+    for line in failed:
+        print(f"FLOOR MISSED {line}", file=sys.stderr)
+    return 1 if failed else 0
