@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 from index.lexical import STOPWORDS, stem, words
 
-# Question words and generic verbs that say nothing about the topic.
+# Question words and light verbs that say nothing about the topic ("Who is the solicitor
+# speaking for ..." is about the solicitor, not about speaking).
 QUESTION_WORDS = frozenset("""what which who whom whose when where why how name named kind type happen happened
-did do does was were is are many much old long""".split())
+did do does was were is are many much old long speak speaks speaking spoke spoken talk talked talking say
+saying use used using get got make made go went take took""".split())
 
 _NUMBER_WORDS = ("one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
                  "sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|hundred|thousand|million|"

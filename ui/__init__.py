@@ -1,0 +1,1 @@
+"""Browser chat (Gradio) and REST API (FastAPI), served together by `qa serve`."""

@@ -1,0 +1,116 @@
+"""The Gradio chat: multi-turn, streamed answers, citation cards beside the conversation."""
+
+from __future__ import annotations
+
+import re
+from html import escape
+from pathlib import Path
+
+import gradio as gr
+
+from index.errors import QAError
+from qa.engine import QA
+
+from .render import render_cards
+
+CSS = """
+.gradio-container {max-width: 1200px !important; margin: auto;}
+#qa-title h1 {font-size: 1.5rem; margin: .2rem 0;} #qa-title p {color: #52606d; margin: 0;}
+.qa-card {display:block; border:1px solid #d9e2ec; border-radius:10px; padding:.7rem .8rem; margin:.5rem 0;
+          text-decoration:none !important; color:inherit !important; background:#fff;}
+.qa-card:hover {border-color:#3e7bfa; box-shadow:0 1px 6px rgba(62,123,250,.15);}
+.qa-card-head {display:flex; gap:.5rem; align-items:baseline; font-size:.85rem; margin-bottom:.3rem;}
+.qa-n {font-weight:700; color:#3e7bfa;} .qa-src {color:#52606d; font-family:ui-monospace,monospace;}
+.qa-score {margin-left:auto; color:#9aa5b1;}
+.qa-ctx {font-size:.92rem; line-height:1.5; color:#3e4c59; text-align:left;} .qa-span {background:#ffe58a; color:#1f2933;}
+.qa-open {font-size:.8rem; color:#3e7bfa; margin-top:.3rem;}
+.qa-conflict {background:#fff4e5; border-left:4px solid #f0a020; padding:.5rem .7rem; margin:.4rem 0;}
+.qa-abstain {background:#f0f4f8; border-left:4px solid #9aa5b1; padding:.5rem .7rem; margin:.4rem 0;}
+.qa-query {color:#52606d; font-style:italic; margin:.3rem 0;}
+.qa-empty {color:#9aa5b1; padding:1rem 0;}
+"""
+EXAMPLES_FILE = ".qa-examples.txt"
+
+
+def example_questions(corpus: Path, qa: QA, limit: int = 4) -> list[str]:
+    """Examples for the loaded corpus: the corpus's own .qa-examples.txt, else built from document titles."""
+    path = corpus / EXAMPLES_FILE
+    if path.is_file():
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        return [line for line in lines if line and not line.startswith("#")][:limit]
+    titles = []
+    for source in qa.index.sources()[:limit]:
+        first = qa.source_text(source).strip().splitlines()[0].strip("# ").strip()
+        if 0 < len(first) <= 100:
+            titles.append(f"What does the document say about {first.rstrip('.?!')}?")
+    return titles
+
+
+def _stream_words(text: str):
+    """Yield growing prefixes of text, a few words at a time (answers appear as they are produced)."""
+    tokens = re.findall(r"\S+\s*", text)
+    for i in range(0, len(tokens), 4):
+        yield "".join(tokens[: i + 4])
+
+
+def build_chat(qa: QA) -> gr.Blocks:
+    n_docs = len(qa.index.sources())
+    examples = example_questions(qa.settings.corpus, qa)
+
+    def respond(message: str, history: list, turns: list, k: int, mode: str):
+        """Answer one chat message; streams the answer and then fills the citation panel."""
+        message = (message or "").strip()
+        history = list(history or [])
+        turns = list(turns or [])
+        if not message:
+            yield history, gr.update(), turns, ""
+            return
+        try:
+            answer = qa.ask(message, history=turns, k=int(k), mode=mode)
+        except QAError as exc:
+            history += [{"role": "user", "content": escape(message)},
+                        {"role": "assistant", "content": f"\u26a0 {escape(str(exc))}"}]
+            yield history, gr.update(), turns, ""
+            return
+        # The chat renders HTML; document text must show as text, so it is escaped here.
+        prefix = f"searched for: {escape(answer.search_query)}\n\n" if answer.search_query != answer.question else ""
+        history += [{"role": "user", "content": escape(message)}, {"role": "assistant", "content": prefix}]
+        for partial in _stream_words(escape(answer.answer)):
+            history[-1] = {"role": "assistant", "content": prefix + partial}
+            yield history, gr.update(), turns, ""
+        turns.append((message, answer.answer))
+        yield history, render_cards(answer, qa.source_text), turns, ""
+
+    def clear():
+        return [], render_cards(None, qa.source_text), [], ""
+
+    with gr.Blocks(title="Grounded QA") as demo:
+        gr.HTML(f'<div id="qa-title"><h1>Grounded QA</h1><p>Answers from {n_docs} document'
+                f'{"s" if n_docs != 1 else ""} in <code>{escape(str(qa.settings.corpus))}</code>; '
+                'every sentence cites the exact span it came from.</p></div>')
+        turns = gr.State([])
+        with gr.Row():
+            with gr.Column(scale=3):
+                chatbot = gr.Chatbot(label="Conversation", height=480, render_markdown=False, sanitize_html=True,
+                                     elem_id="qa-chat", feedback_options=None,
+                                     placeholder="Ask a question about the documents.")
+                with gr.Row():
+                    box = gr.Textbox(placeholder="Ask a question\u2026", show_label=False, scale=5,
+                                     elem_id="qa-input", max_length=2000)
+                    ask = gr.Button("Ask", variant="primary", scale=1, elem_id="qa-ask")
+                    clear_btn = gr.Button("Clear chat", scale=1, elem_id="qa-clear")
+                if examples:
+                    gr.Examples(examples=[[e] for e in examples], inputs=[box], label="Try")
+                with gr.Accordion("Retrieval settings", open=False):
+                    k = gr.Slider(1, 10, value=5, step=1, label="Passages to retrieve (k)", elem_id="qa-k")
+                    mode = gr.Radio(["hybrid", "dense", "lexical"], value="hybrid", label="Retrieval mode",
+                                    elem_id="qa-mode")
+            with gr.Column(scale=2):
+                gr.Markdown("### Sources")
+                cards = gr.HTML(render_cards(None, qa.source_text), elem_id="qa-cards")
+        inputs = [box, chatbot, turns, k, mode]
+        outputs = [chatbot, cards, turns, box]
+        ask.click(respond, inputs, outputs, api_name="chat")
+        box.submit(respond, inputs, outputs, api_name=False)
+        clear_btn.click(clear, None, outputs, api_name=False)
+    return demo

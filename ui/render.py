@@ -1,0 +1,69 @@
+"""HTML for citation cards and the source view. Every piece of document text goes through escape()."""
+
+from __future__ import annotations
+
+from html import escape
+from urllib.parse import quote
+
+from qa.types import Answer
+
+CONTEXT_CHARS = 220
+
+
+def source_link(source: str, start: int, end: int) -> str:
+    return f"/view/{quote(source)}?start={start}&end={end}#span"
+
+
+def _paragraph_around(text: str, start: int, end: int) -> tuple[str, str, str]:
+    """The span with its surrounding paragraph (cut to about CONTEXT_CHARS each side)."""
+    left = max(text.rfind("\n", 0, start) + 1, start - CONTEXT_CHARS)
+    right = text.find("\n", end)
+    right = len(text) if right == -1 else min(right, end + CONTEXT_CHARS)
+    before = ("\u2026" if left > 0 and text[left - 1] != "\n" else "") + text[left:start]
+    after = text[end:right] + ("\u2026" if right < len(text) and text[right] != "\n" else "")
+    return before, text[start:end], after
+
+
+def _card(label: str, source: str, line: int, start: int, end: int, text: str, extra: str = "") -> str:
+    before, span, after = _paragraph_around(text, start, end)
+    return (
+        f'<a class="qa-card" href="{escape(source_link(source, start, end))}" target="_blank" rel="noopener">'
+        f'<div class="qa-card-head"><span class="qa-n">{escape(label)}</span>'
+        f'<span class="qa-src">{escape(source)}:{line}</span>{extra}</div>'
+        f'<div class="qa-ctx">{escape(before)}<mark class="qa-span">{escape(span)}</mark>{escape(after)}</div>'
+        f'<div class="qa-open">Open source \u2197</div></a>')
+
+
+def render_cards(answer: Answer | None, document_text) -> str:
+    """The side panel for one answer: citation cards, or the closest passages when it abstained."""
+    if answer is None:
+        return '<div class="qa-empty">Citations appear here: each card shows the exact span it quotes.</div>'
+    parts = []
+    if answer.search_query != answer.question:
+        parts.append(f'<div class="qa-query">searched for: {escape(answer.search_query)}</div>')
+    sources = {c.source for c in answer.citations}
+    if answer.conflict or len(sources) > 1:
+        parts.append('<div class="qa-conflict">Sources differ: each account is shown with its own citation.</div>')
+    if answer.abstained:
+        parts.append('<div class="qa-abstain">No passage answers this. Closest passages:</div>')
+        for p in answer.passages[:3]:
+            text = document_text(p.source)
+            parts.append(_card("\u2022", p.source, p.line, p.start, p.end, text,
+                               f'<span class="qa-score">score {p.score:.3f}</span>'))
+    for c in answer.citations:
+        parts.append(_card(f"[{c.n}]", c.source, c.line, c.start, c.end, document_text(c.source)))
+    return "\n".join(parts)
+
+
+def render_source_page(source: str, text: str, start: int | None, end: int | None) -> str:
+    """A full source with the cited span highlighted and scrolled into view."""
+    if start is not None and end is not None and 0 <= start <= end <= len(text):
+        body = (f"{escape(text[:start])}<mark id=\"span\">{escape(text[start:end])}</mark>{escape(text[end:])}")
+    else:
+        body = escape(text)
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{escape(source)}</title>
+<style>body{{font:16px/1.6 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#1f2933}}
+pre{{white-space:pre-wrap;font:inherit}}mark{{background:#ffe58a;padding:.1em 0;scroll-margin-top:40vh}}
+h1{{font-size:1rem;color:#52606d}}</style></head>
+<body><h1>{escape(source)}</h1><pre id="source-text">{body}</pre>
+<script>document.getElementById("span")?.scrollIntoView({{block:"center"}});</script></body></html>"""
