@@ -18,7 +18,8 @@ from .embed import embed_documents, model_path
 from .errors import NotFoundError
 from .lexical import term_counts
 from .load import Document, Skipped, load_corpus
-from .store import drop_collection, open_collection, open_side_store, read_meta, side_store_path
+from .store import (drop_collection, open_collection, open_side_store, read_meta, read_vector_copy, side_store_path,
+                    write_vector_copy)
 
 CHROMA_BATCH = 4000  # below Chroma's max batch size
 
@@ -88,6 +89,26 @@ def _embeddings_for(new: list[Chunk], conn, collection, model: Path, progress) -
     return vectors, len(todo)
 
 
+def _refresh_vector_copy(index_dir: Path, old_generation: str | None, generation: str, wanted: dict,
+                         new_chunks: list[Chunk], new_vectors: np.ndarray, collection) -> None:
+    """Rewrite vectors.npy for the new chunk set: old rows reused, new rows appended, the rest from Chroma."""
+    by_id = {c.chunk_id: new_vectors[i] for i, c in enumerate(new_chunks)}
+    previous = read_vector_copy(index_dir, old_generation) if old_generation else None
+    if previous:
+        row_of = {cid: i for i, cid in enumerate(previous[0])}
+        for cid in wanted:
+            if cid not in by_id and cid in row_of:
+                by_id[cid] = previous[1][row_of[cid]]
+    missing = [cid for cid in wanted if cid not in by_id]
+    for i in range(0, len(missing), CHROMA_BATCH):
+        got = collection.get(ids=missing[i:i + CHROMA_BATCH], include=["embeddings"])
+        by_id.update(zip(got["ids"], (np.asarray(v, dtype=np.float32) for v in got["embeddings"])))
+    ids = [cid for cid in wanted if cid in by_id]
+    dim = new_vectors.shape[1] if len(new_chunks) else 384
+    matrix = np.stack([by_id[cid] for cid in ids]) if ids else np.zeros((0, dim), dtype=np.float32)
+    write_vector_copy(index_dir, ids, matrix, generation)
+
+
 def build_index(settings: Settings, corpus: Path | None = None, rebuild: bool = False,
                 progress: Callable[[int, int], None] | None = None) -> IndexReport:
     """Index the corpus folder incrementally: unchanged files are not re-embedded.
@@ -116,6 +137,7 @@ def build_index(settings: Settings, corpus: Path | None = None, rebuild: bool = 
         work_path, collection_name = store_path, meta["collection"]
     conn = open_side_store(work_path, create=True)
     collection = open_collection(settings, collection_name, create=True)
+    generation = uuid.uuid4().hex
 
     old_docs = dict(conn.execute("SELECT source, doc_hash FROM documents"))
     new_docs = {d.source: d for d in documents}
@@ -163,7 +185,8 @@ def build_index(settings: Settings, corpus: Path | None = None, rebuild: bool = 
         avg = conn.execute("SELECT COALESCE(AVG(n_terms), 0), COUNT(*) FROM chunks").fetchone()
         conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?,?)", [
             ("collection", collection_name), ("model", str(model)), ("corpus", str(corpus.resolve())),
-            ("avg_terms", str(avg[0])), ("n_chunks", str(avg[1])), ("built_at", str(time.time()))])
+            ("avg_terms", str(avg[0])), ("n_chunks", str(avg[1])), ("built_at", str(time.time())),
+            ("generation", generation)])
     conn.close()
 
     if report.rebuilt:
@@ -176,6 +199,8 @@ def build_index(settings: Settings, corpus: Path | None = None, rebuild: bool = 
         orphans = [i for i in collection.get(include=[])["ids"] if i not in in_store]
         for i in range(0, len(orphans), CHROMA_BATCH):
             collection.delete(ids=orphans[i:i + CHROMA_BATCH])
+    _refresh_vector_copy(settings.index_dir, meta.get("generation"), generation, wanted, new_chunks, vectors,
+                         collection)
     report.chunks = len(wanted)
     report.seconds = time.perf_counter() - started
     return report

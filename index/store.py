@@ -8,8 +8,12 @@ Nothing else imports chromadb.
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
 from pathlib import Path
+
+import numpy as np
 
 from .config import Settings
 from .errors import IndexMissingError, QAError
@@ -46,6 +50,32 @@ def open_side_store(path: Path, create: bool = False) -> sqlite3.Connection:
 
 def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
     return dict(conn.execute("SELECT key, value FROM meta"))
+
+
+VECTOR_COPY = "vectors.npy"
+VECTOR_IDS = "vectors.json"
+
+
+def write_vector_copy(index_dir: Path, ids: list[str], vectors: np.ndarray, generation: str) -> None:
+    """An exact copy of the stored vectors for processes that must start fast (see qa.retrieve)."""
+    tmp_npy, tmp_ids = index_dir / (VECTOR_COPY + ".tmp"), index_dir / (VECTOR_IDS + ".tmp")
+    with open(tmp_npy, "wb") as f:
+        np.save(f, np.ascontiguousarray(vectors, dtype=np.float32))
+    tmp_ids.write_text(json.dumps({"generation": generation, "ids": ids}))
+    os.replace(tmp_npy, index_dir / VECTOR_COPY)
+    os.replace(tmp_ids, index_dir / VECTOR_IDS)
+
+
+def read_vector_copy(index_dir: Path, generation: str) -> tuple[list[str], np.ndarray] | None:
+    """(ids, memory-mapped vectors) if the copy matches this index generation, else None."""
+    try:
+        meta = json.loads((index_dir / VECTOR_IDS).read_text())
+        vectors = np.load(index_dir / VECTOR_COPY, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    if meta.get("generation") != generation or len(meta["ids"]) != vectors.shape[0]:
+        return None
+    return meta["ids"], vectors
 
 
 def open_chroma(settings: Settings):

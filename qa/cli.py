@@ -67,7 +67,7 @@ def _progress_printer():
     return show
 
 
-def _open_qa(settings):
+def _open_qa(settings, fast_start: bool = False):
     from .engine import QA
 
     def announce(report) -> None:
@@ -75,7 +75,7 @@ def _open_qa(settings):
         for skip in report.skipped:
             print(f"warning: skipped {skip.path}: {skip.reason}", file=sys.stderr)
 
-    return QA(settings, on_build=announce)
+    return QA(settings, on_build=announce, fast_start=fast_start)
 
 
 def cmd_index(args, settings) -> int:
@@ -100,7 +100,7 @@ def cmd_ask(args, settings) -> int:
     from .format import format_answer
 
     check_question(args.question, args.k, args.mode)  # fail fast, before loading anything
-    answer = _open_qa(settings).ask(args.question, k=args.k, mode=args.mode)
+    answer = _open_qa(settings, fast_start=True).ask(args.question, k=args.k, mode=args.mode)
     print(json.dumps(answer.to_json(), ensure_ascii=False, indent=2) if args.json else format_answer(answer))
     return 0
 

@@ -52,7 +52,7 @@ def answer_from_passages(index: CorpusIndex, question: str, search_query: str, p
 class QA:
     """Open once, ask many: `QA(settings).ask("Who ...?")`."""
 
-    def __init__(self, settings: Settings, build_if_missing: bool = True, on_build=None):
+    def __init__(self, settings: Settings, build_if_missing: bool = True, on_build=None, fast_start: bool = False):
         if build_if_missing and not side_store_path(settings.index_dir).exists():
             from index.build import build_index
 
@@ -60,7 +60,7 @@ class QA:
             if on_build:
                 on_build(report)
         self.settings = settings
-        self.index = CorpusIndex(settings)
+        self.index = CorpusIndex(settings, fast_start=fast_start)
 
     def retrieve(self, search_query: str, k: int = 5, mode: str = "hybrid") -> list[Passage]:
         return self.index.search(search_query, k=k, mode=mode)

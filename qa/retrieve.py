@@ -13,7 +13,7 @@ from index.config import Settings
 from index.embed import embed_query, model_path
 from index.errors import NotFoundError
 from index.lexical import bm25_idf, bm25_term_score, terms
-from index.store import open_collection, open_side_store, read_meta, side_store_path
+from index.store import open_collection, open_side_store, read_meta, read_vector_copy, side_store_path
 
 from .types import Passage
 
@@ -31,10 +31,18 @@ def fuse_rankings(rankings: Iterable[list[str]], k: int = RRF_K) -> list[tuple[s
 
 
 class CorpusIndex:
-    """Everything answering reads from the index, opened once and reused for every question."""
+    """Everything answering reads from the index, opened once and reused for every question.
 
-    def __init__(self, settings: Settings):
+    Dense search goes to Chroma. With fast_start=True (the one-shot `qa ask`), it reads
+    the exact copy of the vectors that `qa index` writes beside the side store instead,
+    because importing chromadb alone costs a cold process about a second; it falls back
+    to Chroma when that copy is missing or from another index generation.
+    """
+
+    def __init__(self, settings: Settings, fast_start: bool = False):
         self.settings = settings
+        self.fast_start = fast_start and not settings.chroma_host
+        self._vector_copy = None
         self.db = open_side_store(side_store_path(settings.index_dir))
         self.meta = read_meta(self.db)
         self.model = model_path(settings.embed_model)
@@ -81,10 +89,20 @@ class CorpusIndex:
     def embed(self, text: str) -> np.ndarray:
         return embed_query(self.model, text)
 
+    def vector_copy(self):
+        if self._vector_copy is None:
+            self._vector_copy = read_vector_copy(self.settings.index_dir, self.meta.get("generation", "")) or False
+        return self._vector_copy
+
     def dense_search(self, query_vector: np.ndarray, n: int) -> list[tuple[str, float]]:
         """(chunk_id, cosine) of the n nearest chunks; vectors the side store does not know are ignored."""
         if self.n_chunks == 0:
             return []
+        if self.fast_start and self.vector_copy():
+            ids, vectors = self.vector_copy()
+            scores = vectors @ query_vector  # unit vectors: dot product == cosine
+            top = np.argpartition(-scores, min(n, len(ids)) - 1)[:n]
+            return [(ids[i], float(scores[i])) for i in sorted(top, key=lambda i: -scores[i])]
         got = self.collection.query(query_embeddings=[query_vector.tolist()], n_results=min(n, self.n_chunks),
                                     include=["distances"])
         return [(cid, 1.0 - dist) for cid, dist in zip(got["ids"][0], got["distances"][0])]
@@ -103,6 +121,15 @@ class CorpusIndex:
             ids = dict(self.db.execute(
                 f"SELECT row, chunk_id FROM chunks WHERE row IN ({','.join('?' * len(best))})", [r for r, _ in best]))
         return [(ids[row], score) for row, score in best if row in ids]
+
+    def _cosines(self, query_vector: np.ndarray, chunk_ids: list[str]) -> dict[str, float]:
+        if self.fast_start and self.vector_copy():
+            ids, vectors = self.vector_copy()
+            row = {cid: i for i, cid in enumerate(ids)}
+            return {cid: float(vectors[row[cid]] @ query_vector) for cid in chunk_ids if cid in row}
+        got = self.collection.get(ids=chunk_ids, include=["embeddings"])
+        return {cid: float(np.dot(query_vector, np.asarray(vec, dtype=np.float32)))
+                for cid, vec in zip(got["ids"], got["embeddings"])}
 
     def search(self, query: str, k: int = 5, mode: str = "hybrid", query_vector: np.ndarray | None = None,
                pool: int = 30) -> list[Passage]:
@@ -125,8 +152,6 @@ class CorpusIndex:
         if query_vector is not None:
             missing = [cid for cid, _ in top if cid not in dense]
             if missing:  # lexical-only hits: score them against the question too
-                got = self.collection.get(ids=missing, include=["embeddings"])
-                for cid, vec in zip(got["ids"], got["embeddings"]):
-                    dense[cid] = float(np.dot(query_vector, np.asarray(vec, dtype=np.float32)))
+                dense.update(self._cosines(query_vector, missing))
         return [Passage(**{**found[cid].__dict__, "score": score, "dense": dense.get(cid), "lexical": lexical.get(cid)})
                 for cid, score in top]
