@@ -58,10 +58,9 @@ def term_counts(text: str) -> Counter:
     return Counter(terms(text))
 
 
+BM25_K1, BM25_B = 1.2, 0.75  # the usual Okapi defaults
+
+
 def bm25_idf(n_docs: int, df: int) -> float:
     """Okapi BM25 idf, kept positive for terms in more than half the chunks."""
     return math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
-
-
-def bm25_term_score(tf: float, idf: float, length: float, avg_length: float, k1: float = 1.2, b: float = 0.75) -> float:
-    return idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / max(avg_length, 1e-9)))

@@ -12,7 +12,7 @@ from index.chunk import line_number
 from index.config import Settings
 from index.embed import embed_query, model_path
 from index.errors import NotFoundError
-from index.lexical import bm25_idf, bm25_term_score, terms
+from index.lexical import BM25_B, BM25_K1, bm25_idf, terms
 from index.store import open_collection, open_side_store, read_meta, read_vector_copy, side_store_path
 
 from .types import Passage
@@ -108,16 +108,26 @@ class CorpusIndex:
         return [(cid, 1.0 - dist) for cid, dist in zip(got["ids"][0], got["distances"][0])]
 
     def lexical_search(self, query: str, n: int) -> list[tuple[str, float]]:
-        """(chunk_id, BM25 score) of the n best lexical matches."""
-        scores: dict[int, float] = defaultdict(float)
+        """(chunk_id, BM25 score) of the n best lexical matches (Okapi BM25, k1=1.2, b=0.75)."""
+        k1, b = BM25_K1, BM25_B
+        rows_all, scores_all = [], []
         with self._lock:
             for term in set(terms(query)):
-                rows = self.db.execute("SELECT p.row, p.tf, c.n_terms FROM postings p JOIN chunks c ON c.row = p.row "
+                hits = self.db.execute("SELECT p.row, p.tf, c.n_terms FROM postings p JOIN chunks c ON c.row = p.row "
                                        "WHERE p.term=?", (term,)).fetchall()
-                idf = bm25_idf(self.n_chunks, len(rows))
-                for row, tf, length in rows:
-                    scores[row] += bm25_term_score(tf, idf, length, self.avg_terms)
-            best = sorted(scores.items(), key=lambda kv: -kv[1])[:n]
+                if not hits:
+                    continue
+                rows, tf, length = np.asarray(hits, dtype=np.float64).T
+                idf = bm25_idf(self.n_chunks, len(hits))
+                rows_all.append(rows.astype(np.int64))
+                scores_all.append(idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / max(self.avg_terms, 1e-9))))
+            if not rows_all:
+                return []
+            rows, inverse = np.unique(np.concatenate(rows_all), return_inverse=True)
+            totals = np.zeros(len(rows))
+            np.add.at(totals, inverse, np.concatenate(scores_all))
+            top = np.argsort(-totals, kind="stable")[:n]
+            best = [(int(rows[i]), float(totals[i])) for i in top]
             ids = dict(self.db.execute(
                 f"SELECT row, chunk_id FROM chunks WHERE row IN ({','.join('?' * len(best))})", [r for r, _ in best]))
         return [(ids[row], score) for row, score in best if row in ids]
