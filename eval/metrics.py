@@ -14,6 +14,7 @@ from pathlib import Path
 from statistics import mean
 
 from index.chunk import split_sentences
+from qa.answer import DONT_KNOW
 
 from .judge import strip_markers, supports
 
@@ -135,6 +136,8 @@ def score_item(item: EvalItem, answer: dict, texts: dict[str, str], k: int, thre
         recall_hits, precision_hits, n_citations, supported = [], 0, 0, []
         retrieved = " ".join(p["text"] for p in answer["passages"])
         for sentence in sentences:
+            if sentence.startswith(DONT_KNOW[:-1]):
+                continue  # "The documents don't say: ..." makes no claim to support
             ns = [n for n in cited_numbers(sentence) if n in cites]
             claim = strip_markers(sentence)
             supported.append(supports(retrieved, claim, threshold))

@@ -22,6 +22,7 @@ from .types import Citation, Passage
 MIN_COVERAGE = 0.6  # share of the question's topic weight a sentence must contain
 MIN_COVERAGE_WITH_DENSE = 0.35  # ... or this much when the passage is semantically close
 MIN_DENSE = 0.5
+HEAD_WAIVER_COVERAGE = 0.75  # "Which relatives told the BBC ...": names answer it without the word "relatives"
 MAX_SENTENCES = 3
 KEEP_RATIO = 0.85  # further sentences must score this close to the best one
 DONT_KNOW = "The documents don't say."
@@ -81,7 +82,9 @@ def candidates(spec: QuestionSpec, passages: list[Passage], weights: dict[str, f
 
 def qualifies(spec: QuestionSpec, c: Candidate) -> bool:
     """Does this sentence answer the question: topic covered and the asked-for kind of value present?"""
-    if (spec.answer_type and not c.values) or not c.has_head:
+    if spec.answer_type and not c.values:
+        return False
+    if not c.has_head and c.coverage < HEAD_WAIVER_COVERAGE:
         return False
     dense = c.passage.dense or 0.0
     return c.coverage >= MIN_COVERAGE or (c.coverage >= MIN_COVERAGE_WITH_DENSE and dense >= MIN_DENSE)

@@ -13,7 +13,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
-from .engine import QA, answer_from_passages, check_question
+from .engine import QA, answer_from_passages, check_question, split_question
 from .followup import resolve_followup
 from .types import Answer, Passage
 
@@ -45,17 +45,18 @@ def build_chain(qa: QA, k: int = 5, mode: str = "hybrid") -> Runnable:
         question = check_question(inputs["question"], kk, mm)
         return {"question": question, "history": inputs.get("history") or [], "k": kk, "mode": mm}
 
-    def retrieve(inputs: dict) -> list[Document]:
+    def retrieve(inputs: dict) -> list[list[Document]]:
         retriever = HybridRetriever(qa=qa, k=inputs["k"], mode=inputs["mode"])
-        return retriever.invoke(inputs["search_query"])
+        return retriever.batch(inputs["parts"])
 
     def answer(inputs: dict) -> Answer:
-        passages = [document_to_passage(d) for d in inputs["documents"]]
-        return answer_from_passages(qa.index, inputs["question"], inputs["search_query"], passages)
+        passages = [[document_to_passage(d) for d in docs] for docs in inputs["documents"]]
+        return answer_from_passages(qa.index, inputs["question"], inputs["search_query"], inputs["parts"], passages)
 
     return (
         RunnableLambda(validate)
         | RunnablePassthrough.assign(search_query=lambda x: resolve_followup(x["question"], x["history"]))
+        | RunnablePassthrough.assign(parts=lambda x: split_question(x["search_query"]))
         | RunnablePassthrough.assign(documents=RunnableLambda(retrieve))
         | RunnableLambda(answer)
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -32,15 +33,32 @@ def check_question(question: str, k: int, mode: str) -> str:
     return " ".join(question.split())
 
 
-def answer_from_passages(index: CorpusIndex, question: str, search_query: str, passages: list[Passage],
-                         timings: dict[str, float] | None = None) -> Answer:
-    """Select, cite and compose from retrieved passages; abstain when no sentence answers."""
+_COMPOUND = re.compile(r",?\s+and\s+(?=(?:which|what|who|whom|whose|how|when|where|why)\b)", re.I)
+
+
+def split_question(search_query: str) -> list[str]:
+    """Parts of a compound question ("How many X, and which Y?"), each answered on its own."""
+    parts = [p.strip().rstrip("?,") + "?" for p in _COMPOUND.split(search_query) if p.strip()]
+    return parts if len(parts) > 1 else [search_query]
+
+
+def answer_from_passages(index: CorpusIndex, question: str, search_query: str, parts: list[str],
+                         passages_per_part: list[list[Passage]], timings: dict[str, float] | None = None) -> Answer:
+    """Select, cite and compose from the passages retrieved for each part; abstain when nothing answers."""
     t0 = time.perf_counter()
-    spec = analyse(search_query)
-    weights = term_weights(spec, index.document_frequency, index.n_chunks)
-    chosen = select_evidence(spec, passages, weights)
+    chosen, missing = [], []
+    for part, passages in zip(parts, passages_per_part):
+        spec = analyse(part)
+        picked = select_evidence(spec, passages, term_weights(spec, index.document_frequency, index.n_chunks))
+        spans = {(c.passage.source, c.start) for c in chosen}
+        chosen += [c for c in picked if (c.passage.source, c.start) not in spans]
+        if not picked:
+            missing.append(part)
+    passages = list({p.chunk_id: p for ps in passages_per_part for p in ps}.values())
     if chosen:
         prose, citations, conflict = compose(chosen, index.document_text)
+        if missing:  # a compound question answered in part says which part it could not answer
+            prose += " " + " ".join(f"{DONT_KNOW[:-1]}: {m}" for m in missing)
     else:
         prose, citations, conflict = DONT_KNOW, (), False
     timings = dict(timings or {})
@@ -71,9 +89,10 @@ class QA:
         question = check_question(question, k, mode)
         t0 = time.perf_counter()
         search_query = resolve_followup(question, history)
-        passages = self.retrieve(search_query, k=k, mode=mode)
+        parts = split_question(search_query)
+        passages_per_part = [self.retrieve(part, k=k, mode=mode) for part in parts]
         t1 = time.perf_counter()
-        answer = answer_from_passages(self.index, question, search_query, passages,
+        answer = answer_from_passages(self.index, question, search_query, parts, passages_per_part,
                                       {"retrieve": (t1 - t0) * 1000})
         answer.timings_ms["total"] = (time.perf_counter() - t0) * 1000
         return answer

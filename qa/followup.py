@@ -10,7 +10,9 @@ _PRONOUNS = {
     "he": "{}", "him": "{}", "his": "{}'s", "she": "{}", "hers": "{}'s",
     "they": "{}", "them": "{}", "their": "{}'s", "it": "{}", "its": "{}'s",
 }
-_PRONOUN_RE = re.compile(r"\b(" + "|".join(_PRONOUNS) + r"|her)\b", re.I)
+# Tried in this order: a person ("he", "her") is likelier to be the named entity than "they" or "it".
+_PRONOUN_TIERS = [re.compile(rf"\b({words})\b", re.I) for words in ("he|him|his|she|her|hers", "they|them|their",
+                                                                      "it|its")]
 _ELLIPSIS_RE = re.compile(r"^\s*(and|what about|how about|and what about)\s+(.+?)\s*\??\s*$", re.I)
 
 
@@ -47,7 +49,8 @@ def resolve_followup(question: str, history: list[tuple[str, str]] | None) -> st
                 return f"{entity}'s" if after[:1].isalpha() and not after.lower().startswith(("and", "?")) else entity
             return _PRONOUNS[word].format(entity)
 
-        resolved, count = _PRONOUN_RE.subn(swap, question, count=1)
-        if count:
-            return resolved
+        for tier in _PRONOUN_TIERS:
+            resolved, count = tier.subn(swap, question, count=1)
+            if count:
+                return resolved
     return question

@@ -22,16 +22,17 @@ PATTERNS = {
     "date": re.compile(rf"\b((1[89]|20)\d\d|{_MONTHS}|monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
                        r"yesterday|today|tomorrow|spring|summer|autumn|winter|last (week|month|year)|"
                        r"(this|next) (week|month|year)|end of the year|ago)\b", re.I),
-    "duration": re.compile(rf"\b(\d[\d,.]*|a|an|{_NUMBER_WORDS}|several|few)\s+(seconds?|minutes?|hours?|days?|"
+    "duration": re.compile(rf"\b(\d[\d,.]*|a|an|{_NUMBER_WORDS}|several|few)\s+((whole|full|entire|further)\s+)?(seconds?|minutes?|hours?|days?|"
                            r"weeks?|fortnights?|months?|years?|decades?)\b", re.I),
     # Two or more capitalised words, an honorific and a name, or an acronym.
-    "name": re.compile(r"\b((Mr|Mrs|Ms|Dr|Sir|Lady|Lord)\.? [A-Z][\w'-]+|[A-Z][\w'-]+(?: [A-Z][\w'-]+)+|[A-Z]{2,})\b"),
+    "name": re.compile(r"\b((Mr|Mrs|Ms|Dr|Sir|Lady|Lord)\.? [A-Z][\w'-]+|[A-Z][\w'-]+(?: [A-Z][\w'-]+)+|[A-Z]{2,}|"
+                       r"(?<=[a-z,] )[A-Z][a-z][\w'-]*)\b"),
 }
 _TYPE_RULES = (
     ("duration", re.compile(r"\bhow long\b|\bfor how long\b", re.I)),
     ("number", re.compile(r"\bhow (many|much|old|far|often)\b|\bwhat (number|age|percentage|amount)\b|"
                           r"\bwhat was the (number|age)\b", re.I)),
-    ("date", re.compile(r"^\s*when\b|\bwhat (year|month|date|day|time)\b|\bwhich (year|month|day)\b|"
+    ("date", re.compile(r"^\s*when\b|\bwhat (year|month|date|day|time)\b|\bwhich (years?|months?|days?|dates?)\b|"
                         r"\bby when\b|\bwhat time\b|\bwhen (did|was|were|is|will)\b", re.I)),
     ("name", re.compile(r"^\s*who\b|\bwho (is|was|were|are)\b|\bwhose\b|\bwhat (is|was) the name\b|\bname of\b|"
                         r"\bwhich (person|people|organi[sz]ation|body|officer|commissioner|solicitor|programme)\b", re.I)),
