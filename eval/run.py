@@ -90,6 +90,30 @@ def check(metrics: dict, bounds: dict) -> list[str]:
     return missed
 
 
+def regressions(runs: dict, baseline_path: Path, tolerance: float) -> list[str]:
+    """Gated metrics that fell more than tolerance below the committed baseline report."""
+    if not baseline_path.exists():
+        return []
+    baseline = json.loads(baseline_path.read_text())["runs"]
+    out = []
+    for name, run in runs.items():
+        if name not in baseline:
+            continue
+        old = baseline[name]["systems"]["ours (hybrid)"]["overall"]
+        new = run["systems"]["ours (hybrid)"]["overall"]
+        for metric in GATED:
+            before, after = old.get(metric), new.get(metric)
+            if before is None or after is None:
+                continue
+            worse = after > before + tolerance if metric == "false_abstention" else after < before - tolerance
+            if worse:
+                out.append(f"{name}: {metric} regressed {before} -> {after}")
+    return out
+
+
+GATED = ["hit@k", "correctness", "citation_precision", "support", "abstention_recall", "false_abstention"]
+
+
 def main(settings: Settings, eval_set: str | None = None, baselines: bool = False, out: str | None = None) -> int:
     config = load_config()
     threshold = config["judge"]["support_threshold"]
@@ -108,7 +132,9 @@ def main(settings: Settings, eval_set: str | None = None, baselines: bool = Fals
     out_dir = Path(out) if out else EVAL_DIR / "reports"
     table = write_reports(result, out_dir)
     print(table)
-    failed = [f"{name}: {m}" for name, run in runs.items() for m in run["floors_missed"]]
+    failed = [f"floor missed: {name}: {m}" for name, run in runs.items() for m in run["floors_missed"]]
+    if eval_set is None:  # the baseline report covers the configured sets
+        failed += regressions(runs, EVAL_DIR / "reports" / "baseline.json", config["regression_tolerance"])
     for line in failed:
-        print(f"FLOOR MISSED {line}", file=sys.stderr)
+        print(f"FAIL {line}", file=sys.stderr)
     return 1 if failed else 0

@@ -1,0 +1,146 @@
+"""The eval's data and metrics, checked with hand-built answers whose scores are known."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from eval.judge import supports
+from eval.metrics import EvalItem, aggregate, is_correct, load_set, normalise, score_item
+from eval.run import DATA_DIR, judge_accuracy, load_config
+
+from .conftest import ROOT, SEEDS
+
+TEXT = "Alpha Corp was founded in 1990 by Ann Lee. It makes red bicycles.\n\nIt employs 40 people in Leeds."
+TEXTS = {"doc.txt": TEXT}
+SENT1 = "Alpha Corp was founded in 1990 by Ann Lee."
+SENT2 = "It employs 40 people in Leeds."
+
+
+def span(text: str) -> tuple[int, int]:
+    start = TEXT.index(text)
+    return start, start + len(text)
+
+
+def citation(n: int, text: str) -> dict:
+    s, e = span(text)
+    return {"n": n, "source": "doc.txt", "start": s, "end": e, "text": text, "chunk_id": f"c{n}", "score": 1.0,
+            "line": 1}
+
+
+def passage(text: str) -> dict:
+    s, e = span(text)
+    return {"chunk_id": text[:5], "source": "doc.txt", "start": s, "end": e, "text": text, "line": 1, "score": 1.0,
+            "dense": None, "lexical": None}
+
+
+def answer(prose: str, citations: list[dict], passages: list[dict], abstained: bool = False) -> dict:
+    return {"question": "q", "search_query": "q", "answer": prose, "abstained": abstained, "citations": citations,
+            "passages": passages, "timings_ms": {}}
+
+
+ITEM = EvalItem("t1", "When was Alpha Corp founded?", ("1990",), False, True, (("doc.txt", "founded in 1990"),),
+                "date")
+UNANSWERABLE = EvalItem("t2", "Who is the CEO?", (), False, False, (), "unanswerable")
+PASSAGES = [passage("It makes red bicycles."), passage(SENT1), passage(SENT2)]
+
+
+def score(item, ans):
+    return score_item(item, ans, TEXTS, k=5, threshold=0.8, latency_ms=1.0)
+
+
+def test_a_correct_cited_answer_scores_full_marks():
+    s = score(ITEM, answer("Alpha Corp was founded in 1990 by Ann Lee [1].", [citation(1, SENT1)], PASSAGES))
+    assert (s.correct, s.citation_recall, s.citation_precision, s.support, s.truthfulness) == (True, 1, 1, 1, 1)
+    assert (s.hit, s.recall, s.rr, s.evidence_overlap) == (1.0, 1.0, 0.5, 1.0)
+
+
+def test_an_irrelevant_extra_citation_lowers_precision_not_recall():
+    s = score(ITEM, answer("Alpha Corp was founded in 1990 by Ann Lee [1][2].",
+                           [citation(1, SENT1), citation(2, SENT2)], PASSAGES))
+    assert s.citation_recall == 1.0 and s.citation_precision == 0.5
+
+
+def test_an_uncited_sentence_lowers_citation_recall():
+    s = score(ITEM, answer("Alpha Corp was founded in 1990 by Ann Lee [1]. It employs 40 people in Leeds.",
+                           [citation(1, SENT1)], PASSAGES))
+    assert s.citation_recall == 0.5 and s.support == 1.0
+
+
+def test_a_wrong_citation_scores_zero_precision():
+    s = score(ITEM, answer("Alpha Corp was founded in 1990 by Ann Lee [1].", [citation(1, SENT2)], PASSAGES))
+    assert s.citation_precision == 0.0 and s.citation_recall == 0.0 and s.evidence_overlap == 0.0
+
+
+def test_a_missed_evidence_span_lowers_retrieval_recall():
+    item = EvalItem("t3", "q", ("1990", "40"), True, True,
+                    (("doc.txt", "founded in 1990"), ("doc.txt", "employs 40 people")), "multi-doc")
+    s = score(item, answer("Alpha Corp was founded in 1990 by Ann Lee [1].", [citation(1, SENT1)],
+                           [passage(SENT1)]))
+    assert s.recall == 0.5 and s.hit == 1.0 and s.rr == 1.0 and not s.correct and s.evidence_overlap == 0.5
+
+
+def test_answering_an_unanswerable_counts_against_abstention():
+    answered = score(UNANSWERABLE, answer("Alpha Corp was founded in 1990 by Ann Lee [1].", [citation(1, SENT1)],
+                                          PASSAGES))
+    abstained = score(UNANSWERABLE, answer("The documents don't say.", [], PASSAGES, abstained=True))
+    false_abstain = score(ITEM, answer("The documents don't say.", [], PASSAGES, abstained=True))
+    agg = aggregate([answered, abstained, false_abstain])
+    assert answered.truthfulness == -1 and abstained.truthfulness == 0
+    assert agg["abstention_recall"] == 0.5 and agg["abstention_precision"] == 0.5 and agg["false_abstention"] == 1.0
+    assert agg["correctness"] == 0.0 and agg["truthfulness"] == pytest.approx(-1 / 3, abs=1e-3)
+
+
+def test_squad_normalisation_and_all_answers():
+    assert normalise("The  G.H.B., an   Drug!") == "ghb drug"
+    assert is_correct("Killed by GHB in 2014.", ("ghb",), False)
+    assert not is_correct("Gabriel Kovari and Jack Taylor", ("Gabriel Kovari", "Anthony Walgate"), True)
+
+
+@pytest.mark.parametrize("premise, sentence, expected", [
+    (SENT1, SENT1, True), (SENT1, "Alpha Corp was founded in 1991 by Ann Lee.", False),
+    (SENT1, 'Ann Lee said "we build rockets".', False), (SENT2, "It does not employ 40 people in Leeds.", False),
+])
+def test_support_judge_rules(premise, sentence, expected):
+    assert supports(premise, sentence) is expected
+
+
+def test_every_evidence_quote_is_an_exact_substring():
+    config = load_config()
+    for conf in config["sets"].values():
+        corpus = (DATA_DIR / conf["corpus"]).resolve()
+        for item in load_set(DATA_DIR / conf["file"]):
+            for source, quote in item.evidence:
+                assert quote in (corpus / source).read_bytes().decode("utf-8"), (item.id, quote)
+
+
+def test_reference_set_has_the_required_mix():
+    items = load_set(DATA_DIR / "reference.jsonl")
+    types = [i.type for i in items]
+    assert len(items) >= 60 and sum(i.answerable for i in items) >= 35
+    assert types.count("unanswerable") >= 12 and sum(bool(i.history) for i in items) >= 8
+    assert {"factoid", "numeric", "date", "quote", "paraphrase", "list", "multi-doc", "conflict"} <= set(types)
+    assert len(load_set(DATA_DIR / "harbour.jsonl")) >= 20
+
+
+def test_support_judge_accuracy_on_the_hand_labelled_fixture():
+    result = judge_accuracy(load_config()["judge"]["support_threshold"])
+    assert result["pairs"] >= 50 and result["accuracy"] >= 0.9
+
+
+@pytest.mark.slow
+def test_qa_eval_writes_reports_and_gates(tmp_path, seed_settings):
+    out = tmp_path / "reports"
+    env = {**__import__("os").environ, "QA_INDEX_DIR": str(tmp_path / "idx"), "QA_CORPUS": str(SEEDS)}
+    result = subprocess.run([sys.executable, "-m", "qa", "eval", "--set", str(DATA_DIR / "harbour.jsonl"),
+                             "--baselines", "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "latest.json").read_text())
+    systems = report["runs"]["harbour"]["systems"]
+    assert set(systems) == {"ours (hybrid)", "bm25 only", "dense only", "plain langchain"}
+    assert (out / "latest.md").read_text().startswith("# Grounding eval")
+    assert (out / "latest.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| ours (hybrid) |" in result.stdout
