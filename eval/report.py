@@ -63,7 +63,8 @@ def render_chart(result: dict, path: Path) -> None:
             values = [run["systems"][system]["overall"].get(m) or 0 for m in CHART_METRICS]
             ax.bar([x + i * width for x in range(len(CHART_METRICS))], values, width, label=system)
         ax.set_xticks([x + 0.4 - width / 2 for x in range(len(CHART_METRICS))], CHART_METRICS, fontsize=8)
-        ax.set_ylim(-1, 1.05)
+        lowest = min(min(run["systems"][sy]["overall"].get(m) or 0 for m in CHART_METRICS) for sy in systems)
+        ax.set_ylim(min(-0.1, lowest - 0.1), 1.05)
         ax.axhline(0, color="grey", linewidth=0.5)
         ax.set_title(f"{name} ({run['items']} items)")
         ax.legend(fontsize=8, loc="lower right")

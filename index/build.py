@@ -6,6 +6,7 @@ import hashlib
 import os
 import time
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -18,7 +19,7 @@ from .embed import embed_documents, model_path
 from .errors import NotFoundError
 from .lexical import term_counts
 from .load import Document, Skipped, load_corpus
-from .store import (drop_collection, open_collection, open_side_store, read_meta, read_vector_copy, side_store_path,
+from .store import (current_meta, drop_collection, unpack_postings, open_collection, open_side_store, read_meta, read_vector_copy, side_store_path,
                     write_vector_copy)
 
 CHROMA_BATCH = 4000  # below Chroma's max batch size
@@ -109,6 +110,25 @@ def _refresh_vector_copy(index_dir: Path, old_generation: str | None, generation
     write_vector_copy(index_dir, ids, matrix, generation)
 
 
+def update_postings(conn, removed: dict[str, set[int]], added: dict[str, list[tuple[int, int, int]]]) -> None:
+    """Rewrite the posting list of every term a run touched: one packed (row, tf, length) array per term.
+
+    One row per term keeps a query to one read per term, however common the term.
+    """
+    for term in set(removed) | set(added):
+        found = conn.execute("SELECT data FROM postings WHERE term=?", (term,)).fetchone()
+        old = unpack_postings(found[0]) if found else np.zeros((3, 0), dtype=np.int32)
+        if term in removed:
+            old = old[:, ~np.isin(old[0], list(removed[term]))]
+        new = np.asarray(added.get(term, []), dtype=np.int32).reshape(-1, 3).T
+        merged = np.concatenate([old, new], axis=1)
+        if merged.shape[1]:
+            conn.execute("INSERT OR REPLACE INTO postings (term, df, data) VALUES (?,?,?)",
+                         (term, merged.shape[1], merged.astype(np.int32).tobytes()))
+        else:
+            conn.execute("DELETE FROM postings WHERE term=?", (term,))
+
+
 def build_index(settings: Settings, corpus: Path | None = None, rebuild: bool = False,
                 progress: Callable[[int, int], None] | None = None) -> IndexReport:
     """Index the corpus folder incrementally: unchanged files are not re-embedded.
@@ -126,7 +146,7 @@ def build_index(settings: Settings, corpus: Path | None = None, rebuild: bool = 
     report = IndexReport(documents=len(documents), skipped=skipped)
 
     store_path = side_store_path(settings.index_dir)
-    meta = read_meta(open_side_store(store_path, create=True)) if store_path.exists() else {}
+    meta = current_meta(store_path)
     model_changed = meta.get("model") not in (None, str(model))
     report.rebuilt = rebuild or not meta.get("collection") or model_changed
     if report.rebuilt:
@@ -164,19 +184,24 @@ def build_index(settings: Settings, corpus: Path | None = None, rebuild: bool = 
             metadatas=[{"source": c.source, "start": c.start, "end": c.end} for c in part])
 
     with conn:  # one transaction: readers see the old index or the new one, never half
+        removed_rows: dict[str, set[int]] = defaultdict(set)
+        added_rows: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
         for i in range(0, len(stale_ids), 900):
             part = stale_ids[i:i + 900]
             marks = ",".join("?" * len(part))
-            conn.execute(f"DELETE FROM postings WHERE row IN (SELECT row FROM chunks WHERE chunk_id IN ({marks}))", part)
+            for row, text in conn.execute(f"SELECT row, text FROM chunks WHERE chunk_id IN ({marks})", part):
+                for term in term_counts(text):
+                    removed_rows[term].add(row)
             conn.execute(f"DELETE FROM chunks WHERE chunk_id IN ({marks})", part)
         for chunk in new_chunks:
             counts = term_counts(chunk.text)
+            length = sum(counts.values())
             cur = conn.execute(
                 'INSERT INTO chunks (chunk_id, source, start, "end", text, text_hash, n_terms) VALUES (?,?,?,?,?,?,?)',
-                (chunk.chunk_id, chunk.source, chunk.start, chunk.end, chunk.text, text_hash(chunk.text),
-                 sum(counts.values())))
-            conn.executemany("INSERT INTO postings (term, row, tf) VALUES (?,?,?)",
-                             [(t, cur.lastrowid, n) for t, n in counts.items()])
+                (chunk.chunk_id, chunk.source, chunk.start, chunk.end, chunk.text, text_hash(chunk.text), length))
+            for term, tf in counts.items():
+                added_rows[term].append((cur.lastrowid, tf, length))
+        update_postings(conn, removed_rows, added_rows)
         conn.executemany("UPDATE chunks SET copies=? WHERE chunk_id=?", [(n, cid) for cid, (_, n) in wanted.items()])
         conn.executemany("DELETE FROM documents WHERE source=?", [(s,) for s in report.removed])
         conn.executemany("INSERT OR REPLACE INTO documents (source, doc_hash, text) VALUES (?,?,?)",

@@ -19,6 +19,7 @@ from .config import Settings
 from .errors import IndexMissingError, QAError
 
 SIDE_STORE = "index.sqlite"
+SCHEMA_VERSION = "2"  # bump when the side store's tables change; older indexes are rebuilt
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (source TEXT PRIMARY KEY, doc_hash TEXT NOT NULL, text TEXT NOT NULL);
@@ -28,9 +29,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     n_terms INTEGER NOT NULL, copies INTEGER NOT NULL DEFAULT 1);
 CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source);
 CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(text_hash);
-CREATE TABLE IF NOT EXISTS postings (term TEXT NOT NULL, row INTEGER NOT NULL, tf INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS postings_term ON postings(term);
-CREATE INDEX IF NOT EXISTS postings_row ON postings(row);
+CREATE TABLE IF NOT EXISTS postings (term TEXT PRIMARY KEY, df INTEGER NOT NULL, data BLOB NOT NULL);
 """
 
 
@@ -44,12 +43,40 @@ def open_side_store(path: Path, create: bool = False) -> sqlite3.Connection:
         raise IndexMissingError(f"No index at {path.parent}: run `qa index`")
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), check_same_thread=False)
+    try:
+        version = dict(conn.execute("SELECT key, value FROM meta")).get("schema", SCHEMA_VERSION)
+    except sqlite3.DatabaseError:
+        version = None if path.stat().st_size else SCHEMA_VERSION
+    if version != SCHEMA_VERSION:
+        conn.close()
+        raise IndexMissingError(f"The index at {path.parent} is from another version: run `qa index --rebuild`")
     conn.executescript(SCHEMA)
+    conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+    conn.commit()
     return conn
+
+
+def unpack_postings(data: bytes) -> np.ndarray:
+    """A term's posting list as a (3, df) int32 array: chunk rows, term frequencies, chunk lengths."""
+    return np.frombuffer(data, dtype=np.int32).reshape(3, -1)
 
 
 def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
     return dict(conn.execute("SELECT key, value FROM meta"))
+
+
+def current_meta(path: Path) -> dict[str, str]:
+    """The side store's meta, or {} when there is none or it is from another version (so: rebuild)."""
+    if not path.exists():
+        return {}
+    try:
+        conn = open_side_store(path)
+    except IndexMissingError:
+        return {}
+    try:
+        return read_meta(conn)
+    finally:
+        conn.close()
 
 
 VECTOR_COPY = "vectors.npy"

@@ -13,7 +13,8 @@ from index.config import Settings
 from index.embed import embed_query, model_path
 from index.errors import NotFoundError
 from index.lexical import BM25_B, BM25_K1, bm25_idf, terms
-from index.store import open_collection, open_side_store, read_meta, read_vector_copy, side_store_path
+from index.store import (open_collection, open_side_store, read_meta, read_vector_copy, side_store_path,
+                         unpack_postings)
 
 from .types import Passage
 
@@ -75,7 +76,8 @@ class CorpusIndex:
 
     def document_frequency(self, term: str) -> int:
         with self._lock:
-            return self.db.execute("SELECT COUNT(*) FROM postings WHERE term=?", (term,)).fetchone()[0]
+            row = self.db.execute("SELECT df FROM postings WHERE term=?", (term,)).fetchone()
+        return row[0] if row else 0
 
     def passages(self, chunk_ids: list[str]) -> dict[str, Passage]:
         marks = ",".join("?" * len(chunk_ids))
@@ -90,8 +92,10 @@ class CorpusIndex:
         return embed_query(self.model, text)
 
     def vector_copy(self):
+        """(ids, vectors, row of id) from vectors.npy when it matches this index, else False."""
         if self._vector_copy is None:
-            self._vector_copy = read_vector_copy(self.settings.index_dir, self.meta.get("generation", "")) or False
+            found = read_vector_copy(self.settings.index_dir, self.meta.get("generation", ""))
+            self._vector_copy = (*found, {cid: i for i, cid in enumerate(found[0])}) if found else False
         return self._vector_copy
 
     def dense_search(self, query_vector: np.ndarray, n: int) -> list[tuple[str, float]]:
@@ -99,7 +103,7 @@ class CorpusIndex:
         if self.n_chunks == 0:
             return []
         if self.fast_start and self.vector_copy():
-            ids, vectors = self.vector_copy()
+            ids, vectors, _ = self.vector_copy()
             scores = vectors @ query_vector  # unit vectors: dot product == cosine
             top = np.argpartition(-scores, min(n, len(ids)) - 1)[:n]
             return [(ids[i], float(scores[i])) for i in sorted(top, key=lambda i: -scores[i])]
@@ -113,12 +117,11 @@ class CorpusIndex:
         rows_all, scores_all = [], []
         with self._lock:
             for term in set(terms(query)):
-                hits = self.db.execute("SELECT p.row, p.tf, c.n_terms FROM postings p JOIN chunks c ON c.row = p.row "
-                                       "WHERE p.term=?", (term,)).fetchall()
-                if not hits:
+                found = self.db.execute("SELECT data FROM postings WHERE term=?", (term,)).fetchone()
+                if not found:
                     continue
-                rows, tf, length = np.asarray(hits, dtype=np.float64).T
-                idf = bm25_idf(self.n_chunks, len(hits))
+                rows, tf, length = unpack_postings(found[0]).astype(np.float64)
+                idf = bm25_idf(self.n_chunks, len(rows))
                 rows_all.append(rows.astype(np.int64))
                 scores_all.append(idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / max(self.avg_terms, 1e-9))))
             if not rows_all:
@@ -134,8 +137,7 @@ class CorpusIndex:
 
     def _cosines(self, query_vector: np.ndarray, chunk_ids: list[str]) -> dict[str, float]:
         if self.fast_start and self.vector_copy():
-            ids, vectors = self.vector_copy()
-            row = {cid: i for i, cid in enumerate(ids)}
+            _, vectors, row = self.vector_copy()
             return {cid: float(vectors[row[cid]] @ query_vector) for cid in chunk_ids if cid in row}
         got = self.collection.get(ids=chunk_ids, include=["embeddings"])
         return {cid: float(np.dot(query_vector, np.asarray(vec, dtype=np.float32)))

@@ -63,3 +63,46 @@ def test_rebuild_replaces_the_collection(settings):
     report = build_index(settings, rebuild=True)
     assert report.rebuilt and report.embedded == 39
     assert not QA(settings, build_if_missing=False).ask("Which drug killed Daniel Whitworth?").abstained
+
+
+def _postings(settings) -> dict:
+    """term -> sorted (chunk text, tf, length): comparable across indexes whatever the row numbers."""
+    import sqlite3
+
+    from index.store import side_store_path, unpack_postings
+
+    conn = sqlite3.connect(side_store_path(settings.index_dir))
+    text = dict(conn.execute("SELECT row, text FROM chunks"))
+    out = {}
+    for term, df, data in conn.execute("SELECT term, df, data FROM postings"):
+        rows, tf, length = unpack_postings(data)
+        assert df == len(rows)
+        out[term] = sorted(zip((text[r] for r in rows), tf.tolist(), length.tolist()))
+    return out
+
+
+@pytest.mark.slow
+def test_incremental_postings_match_a_fresh_build(settings, corpus_copy, tmp_path):
+    build_index(settings)
+    seed = corpus_copy / "000_66c9290ad1937cce.txt"
+    seed.write_text(seed.read_text(encoding="utf-8").replace("58 unexplained", "60 unexplained"), encoding="utf-8")
+    (corpus_copy / "extra.txt").write_text("Police officers met the families in March.", encoding="utf-8")
+    (corpus_copy / "002_20261bb465ea9f56.txt").unlink()
+    build_index(settings)
+    fresh = load_settings(corpus=corpus_copy, index_dir=tmp_path / "fresh")
+    build_index(fresh)
+    assert _postings(settings) == _postings(fresh)
+
+
+def test_index_from_another_version_asks_for_a_rebuild(tmp_path):
+    import sqlite3
+
+    from index.errors import IndexMissingError
+
+    (tmp_path / "index.sqlite").parent.mkdir(exist_ok=True)
+    conn = sqlite3.connect(tmp_path / "index.sqlite")
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    conn.execute("INSERT INTO meta VALUES ('schema', '1')")
+    conn.commit()
+    with pytest.raises(IndexMissingError, match="--rebuild"):
+        QA(load_settings(index_dir=tmp_path), build_if_missing=False)
