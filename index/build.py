@@ -13,13 +13,14 @@ from typing import Callable
 
 import numpy as np
 
-from .chunk import Chunk, chunk_document
+from .chunk import Chunk, chunk_document, split_sentences
 from .config import Settings
 from .embed import embed_documents, model_path
 from .errors import NotFoundError
 from .lexical import term_counts
 from .load import Document, Skipped, load_corpus
-from .store import (current_meta, drop_collection, unpack_postings, open_collection, open_side_store, read_meta, read_vector_copy, side_store_path,
+from .store import (current_meta, drop_collection, open_collection, open_side_store, read_vector_copy,
+                    side_store_path, unpack_postings,
                     write_vector_copy)
 
 CHROMA_BATCH = 4000  # below Chroma's max batch size
@@ -64,30 +65,50 @@ def unique_chunks(documents: list[Document]) -> dict[str, tuple[Chunk, int]]:
     return kept
 
 
-def _embeddings_for(new: list[Chunk], conn, collection, model: Path, progress) -> tuple[np.ndarray, int]:
-    """Vectors for new chunks, reusing stored ones for texts already embedded (moved or copied text)."""
+def sentence_texts(chunk: Chunk) -> list[str]:
+    """The sentences of a chunk, in the order the answerer splits them."""
+    return [chunk.text[a:b] for a, b in split_sentences(chunk.text)]
+
+
+def pack_vectors(vectors: np.ndarray) -> bytes:
+    return np.asarray(vectors, dtype=np.float16).tobytes()
+
+
+def _embeddings_for(new: list[Chunk], conn, collection, model: Path,
+                    progress) -> tuple[np.ndarray, list[bytes], int]:
+    """Chunk vectors, packed sentence vectors and the count of chunk texts embedded, for the new chunks.
+
+    Texts already in the index (a moved or copied paragraph) reuse their stored vectors; a
+    sentence that is the whole chunk shares the chunk's vector.
+    """
     hashes = [text_hash(c.text) for c in new]
-    reuse: dict[str, str] = {}
+    reuse: dict[str, tuple[str, bytes]] = {}
     for i in range(0, len(hashes), 900):
         part = hashes[i:i + 900]
         marks = ",".join("?" * len(part))
-        reuse.update(conn.execute(f"SELECT text_hash, chunk_id FROM chunks WHERE text_hash IN ({marks})", part))
-    vectors = np.zeros((len(new), 0), dtype=np.float32)
+        for h, cid, blob in conn.execute(
+                f"SELECT text_hash, chunk_id, sentence_vectors FROM chunks WHERE text_hash IN ({marks})", part):
+            reuse[h] = (cid, blob)
     known: dict[str, np.ndarray] = {}
     if reuse:
-        ids = list(reuse.values())
-        got = collection.get(ids=ids, include=["embeddings"])
+        got = collection.get(ids=[cid for cid, _ in reuse.values()], include=["embeddings"])
         by_id = dict(zip(got["ids"], got["embeddings"]))
-        known = {h: np.asarray(by_id[i], dtype=np.float32) for h, i in reuse.items() if i in by_id}
+        known = {h: np.asarray(by_id[cid], dtype=np.float32) for h, (cid, _) in reuse.items() if cid in by_id}
     todo = [i for i, h in enumerate(hashes) if h not in known]
-    fresh = embed_documents(model, [new[i].text for i in todo], progress=progress)
-    vectors = np.zeros((len(new), fresh.shape[1] if len(todo) else 384), dtype=np.float32)
-    for row, i in enumerate(todo):
-        vectors[i] = fresh[row]
-    for i, h in enumerate(hashes):
+    texts = list(dict.fromkeys([new[i].text for i in todo] +
+                               [t for i in todo for t in sentence_texts(new[i]) if t != new[i].text]))
+    fresh = dict(zip(texts, embed_documents(model, texts, progress=progress)))
+    dim = next(iter(fresh.values())).shape[0] if fresh else next(iter(known.values())).shape[0] if known else 384
+    vectors = np.zeros((len(new), dim), dtype=np.float32)
+    sentence_blobs = []
+    for i, (chunk, h) in enumerate(zip(new, hashes)):
         if h in known:
             vectors[i] = known[h]
-    return vectors, len(todo)
+            sentence_blobs.append(reuse[h][1])
+        else:
+            vectors[i] = fresh[chunk.text]
+            sentence_blobs.append(pack_vectors(np.stack([fresh[t] for t in sentence_texts(chunk)])))
+    return vectors, sentence_blobs, len(todo)
 
 
 def _refresh_vector_copy(index_dir: Path, old_generation: str | None, generation: str, wanted: dict,
@@ -175,7 +196,7 @@ def build_index(settings: Settings, corpus: Path | None = None, rebuild: bool = 
     new_chunks = [c for cid, (c, _) in wanted.items() if cid not in existing]
     stale_ids = [cid for cid in existing if cid not in wanted]
 
-    vectors, report.embedded = _embeddings_for(new_chunks, conn, collection, model, progress)
+    vectors, sentence_blobs, report.embedded = _embeddings_for(new_chunks, conn, collection, model, progress)
     for i in range(0, len(new_chunks), CHROMA_BATCH):
         part = new_chunks[i:i + CHROMA_BATCH]
         collection.upsert(
@@ -193,12 +214,14 @@ def build_index(settings: Settings, corpus: Path | None = None, rebuild: bool = 
                 for term in term_counts(text):
                     removed_rows[term].add(row)
             conn.execute(f"DELETE FROM chunks WHERE chunk_id IN ({marks})", part)
-        for chunk in new_chunks:
+        for chunk, sentence_blob in zip(new_chunks, sentence_blobs):
             counts = term_counts(chunk.text)
             length = sum(counts.values())
             cur = conn.execute(
-                'INSERT INTO chunks (chunk_id, source, start, "end", text, text_hash, n_terms) VALUES (?,?,?,?,?,?,?)',
-                (chunk.chunk_id, chunk.source, chunk.start, chunk.end, chunk.text, text_hash(chunk.text), length))
+                'INSERT INTO chunks (chunk_id, source, start, "end", text, text_hash, n_terms, sentence_vectors) '
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (chunk.chunk_id, chunk.source, chunk.start, chunk.end, chunk.text, text_hash(chunk.text), length,
+                 sentence_blob))
             for term, tf in counts.items():
                 added_rows[term].append((cur.lastrowid, tf, length))
         update_postings(conn, removed_rows, added_rows)
@@ -211,7 +234,8 @@ def build_index(settings: Settings, corpus: Path | None = None, rebuild: bool = 
         conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?,?)", [
             ("collection", collection_name), ("model", str(model)), ("corpus", str(corpus.resolve())),
             ("avg_terms", str(avg[0])), ("n_chunks", str(avg[1])), ("built_at", str(time.time())),
-            ("generation", generation)])
+            ("generation", generation),
+            ("dim", str(vectors.shape[1] if len(new_chunks) else meta.get("dim", 384)))])
     conn.close()
 
     if report.rebuilt:

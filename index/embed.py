@@ -144,6 +144,7 @@ def load_query_encoder(path: Path):
     return _Wrapped()
 
 
+@lru_cache(maxsize=256)  # retrieval and answer selection embed the same question
 def embed_query(path: Path, text: str) -> np.ndarray:
     """Unit-length embedding of one question."""
     return load_query_encoder(path).encode([text])[0]

@@ -19,14 +19,15 @@ from .config import Settings
 from .errors import IndexMissingError, QAError
 
 SIDE_STORE = "index.sqlite"
-SCHEMA_VERSION = "2"  # bump when the side store's tables change; older indexes are rebuilt
+SCHEMA_VERSION = "3"  # bump when the side store's tables change; older indexes are rebuilt
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (source TEXT PRIMARY KEY, doc_hash TEXT NOT NULL, text TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS chunks (
     row INTEGER PRIMARY KEY, chunk_id TEXT UNIQUE NOT NULL, source TEXT NOT NULL,
     start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL, text_hash TEXT NOT NULL,
-    n_terms INTEGER NOT NULL, copies INTEGER NOT NULL DEFAULT 1);
+    n_terms INTEGER NOT NULL, copies INTEGER NOT NULL DEFAULT 1,
+    sentence_vectors BLOB NOT NULL);  -- float16, one row per sentence of the chunk (for the answerer)
 CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source);
 CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(text_hash);
 CREATE TABLE IF NOT EXISTS postings (term TEXT PRIMARY KEY, df INTEGER NOT NULL, data BLOB NOT NULL);
@@ -54,6 +55,11 @@ def open_side_store(path: Path, create: bool = False) -> sqlite3.Connection:
     conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
     conn.commit()
     return conn
+
+
+def unpack_vectors(data: bytes, dim: int) -> np.ndarray:
+    """Sentence vectors of a chunk as float32 rows."""
+    return np.frombuffer(data, dtype=np.float16).reshape(-1, dim).astype(np.float32)
 
 
 def unpack_postings(data: bytes) -> np.ndarray:

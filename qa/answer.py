@@ -12,6 +12,8 @@ import math
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from index.chunk import line_number, split_sentences
 from index.lexical import terms
 
@@ -38,6 +40,7 @@ class Candidate:
     values: tuple[str, ...]  # values of the asked-for type in the sentence
     score: float
     has_head: bool = True  # the "which X" noun appears in the sentence or its passage
+    dense: float = 0.0  # cosine similarity of the sentence to the question
 
 
 def term_weights(spec: QuestionSpec, document_frequency, n_chunks: int) -> dict[tuple[str, ...], float]:
@@ -64,19 +67,28 @@ def _coverage(weights: dict[tuple[str, ...], float], sentence_terms: set[str], c
     return got / total
 
 
-def candidates(spec: QuestionSpec, passages: list[Passage], weights: dict[str, float]) -> list[Candidate]:
+def candidates(spec: QuestionSpec, passages: list[Passage], weights: dict[str, float],
+               question_vector: np.ndarray | None = None,
+               sentence_vectors: dict[str, np.ndarray] | None = None) -> list[Candidate]:
     """Every sentence of the retrieved passages, scored against the question."""
     out = []
+    sentence_vectors = sentence_vectors or {}
     for rank, passage in enumerate(passages):
         context = set(terms(passage.text))
-        dense = passage.dense or 0.0
-        for s, e in split_sentences(passage.text):
+        spans = split_sentences(passage.text)
+        vectors = sentence_vectors.get(passage.chunk_id)
+        if question_vector is not None and vectors is not None and len(vectors) == len(spans):
+            dense_by_sentence = [float(v) for v in vectors @ question_vector]
+        else:  # no sentence vectors: the passage's similarity stands in
+            dense_by_sentence = [passage.dense or 0.0] * len(spans)
+        for (s, e), dense in zip(spans, dense_by_sentence):
             text = passage.text[s:e]
             cov = _coverage(weights, set(terms(text)), context)
             values = tuple(typed_values(spec.answer_type, text, spec.text)) if spec.answer_type else ()
             score = cov + 0.5 * dense + (0.1 if values else 0.0) + 0.05 / (1 + rank)
             has_head = spec.head is None or spec.head in context
-            out.append(Candidate(passage, passage.start + s, passage.start + e, text, cov, values, score, has_head))
+            out.append(Candidate(passage, passage.start + s, passage.start + e, text, cov, values, score, has_head,
+                                 dense))
     return out
 
 
@@ -86,13 +98,15 @@ def qualifies(spec: QuestionSpec, c: Candidate) -> bool:
         return False
     if not c.has_head and c.coverage < HEAD_WAIVER_COVERAGE:
         return False
-    dense = c.passage.dense or 0.0
-    return c.coverage >= MIN_COVERAGE or (c.coverage >= MIN_COVERAGE_WITH_DENSE and dense >= MIN_DENSE)
+    return c.coverage >= MIN_COVERAGE or (c.coverage >= MIN_COVERAGE_WITH_DENSE and c.dense >= MIN_DENSE)
 
 
-def select_evidence(spec: QuestionSpec, passages: list[Passage], weights: dict[str, float]) -> list[Candidate]:
+def select_evidence(spec: QuestionSpec, passages: list[Passage], weights: dict[str, float],
+                    question_vector: np.ndarray | None = None,
+                    sentence_vectors: dict[str, np.ndarray] | None = None) -> list[Candidate]:
     """The sentences to answer with, best first; empty means abstain."""
-    good = sorted((c for c in candidates(spec, passages, weights) if qualifies(spec, c)), key=lambda c: -c.score)
+    pool = candidates(spec, passages, weights, question_vector, sentence_vectors)
+    good = sorted((c for c in pool if qualifies(spec, c)), key=lambda c: -c.score)
     chosen: list[Candidate] = []
     seen_texts, seen_values = set(), set()
     for c in good:

@@ -49,7 +49,9 @@ def answer_from_passages(index: CorpusIndex, question: str, search_query: str, p
     chosen, missing = [], []
     for part, passages in zip(parts, passages_per_part):
         spec = analyse(part)
-        picked = select_evidence(spec, passages, term_weights(spec, index.document_frequency, index.n_chunks))
+        vectors = index.sentence_vectors([p.chunk_id for p in passages]) if passages else {}
+        picked = select_evidence(spec, passages, term_weights(spec, index.document_frequency, index.n_chunks),
+                                 index.embed(part), vectors)
         spans = {(c.passage.source, c.start) for c in chosen}
         chosen += [c for c in picked if (c.passage.source, c.start) not in spans]
         if not picked:

@@ -14,7 +14,7 @@ from index.embed import embed_query, model_path
 from index.errors import NotFoundError
 from index.lexical import BM25_B, BM25_K1, bm25_idf, terms
 from index.store import (open_collection, open_side_store, read_meta, read_vector_copy, side_store_path,
-                         unpack_postings)
+                         unpack_postings, unpack_vectors)
 
 from .types import Passage
 
@@ -90,6 +90,15 @@ class CorpusIndex:
     # -- search ----------------------------------------------------------------------------
     def embed(self, text: str) -> np.ndarray:
         return embed_query(self.model, text)
+
+    def sentence_vectors(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
+        """Vectors of each chunk's sentences (stored at index time), for sentence-level similarity."""
+        marks = ",".join("?" * len(chunk_ids))
+        dim = int(self.meta.get("dim", 384))
+        with self._lock:
+            rows = self.db.execute(f"SELECT chunk_id, sentence_vectors FROM chunks WHERE chunk_id IN ({marks})",
+                                   chunk_ids).fetchall()
+        return {cid: unpack_vectors(blob, dim) for cid, blob in rows}
 
     def vector_copy(self):
         """(ids, vectors, row of id) from vectors.npy when it matches this index, else False."""

@@ -114,3 +114,24 @@ def test_hybrid_finds_what_either_side_alone_misses(tmp_path):
     assert hits("hybrid") == 2
     assert hits("dense") < 2
     assert hits("lexical") < 2
+
+
+@pytest.mark.slow
+def test_sentences_of_one_paragraph_are_scored_separately(tmp_path):
+    from qa.answer import candidates, term_weights
+    from qa.question import analyse
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "ferry.txt").write_text("The ferry crossing takes forty minutes in calm weather. Bicycles are carried "
+                                      "for a small fee. The cafe on board sells tea and cake.", encoding="utf-8")
+    settings = load_settings(corpus=corpus, index_dir=tmp_path / "index")
+    build_index(settings)
+    qa = QA(settings, build_if_missing=False)
+    question = "How long is the boat trip?"
+    passages = qa.retrieve(question, k=1)
+    spec = analyse(question)
+    scored = candidates(spec, passages, term_weights(spec, qa.index.document_frequency, qa.index.n_chunks),
+                        qa.index.embed(question), qa.index.sentence_vectors([passages[0].chunk_id]))
+    assert len(scored) == 3 and len({round(c.dense, 4) for c in scored}) == 3
+    assert max(scored, key=lambda c: c.dense).text.startswith("The ferry crossing takes forty minutes")
