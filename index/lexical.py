@@ -20,12 +20,29 @@ did does said says say tell told according many much
 _WORD = re.compile(r"[0-9]+(?:[.,][0-9]+)*|[^\W\d_]+(?:['\u2019][^\W\d_]+)*", re.UNICODE)
 
 
+# Common irregular verb forms, so "met" matches "meet" and "told" matches "tell".
+IRREGULAR = {
+    "met": "meet", "went": "go", "gone": "go", "said": "say", "told": "tell", "took": "take", "taken": "take",
+    "gave": "give", "given": "give", "left": "leave", "found": "find", "held": "hold", "brought": "bring",
+    "made": "make", "began": "begin", "begun": "begin", "knew": "know", "known": "know", "thought": "think",
+    "sent": "send", "paid": "pay", "sold": "sell", "ran": "run", "won": "win", "lost": "lose", "kept": "keep",
+    "led": "lead", "fell": "fall", "fallen": "fall", "rose": "rise", "risen": "rise", "spoke": "speak",
+    "spoken": "speak", "wrote": "write", "written": "write", "bought": "buy", "caught": "catch", "chose": "choose",
+    "chosen": "choose", "drove": "drive", "driven": "drive", "ate": "eat", "eaten": "eat", "flew": "fly",
+    "flown": "fly", "grew": "grow", "grown": "grow", "heard": "hear", "hid": "hide", "hidden": "hide",
+    "saw": "see", "seen": "see", "stole": "steal", "stolen": "steal", "struck": "strike", "swore": "swear",
+    "taught": "teach", "threw": "throw", "thrown": "throw", "understood": "understand", "woke": "wake",
+    "wore": "wear", "worn": "wear", "fought": "fight", "felt": "feel", "built": "build", "dug": "dig",
+}
+
+
 def stem(word: str) -> str:
     """A deliberately light suffix stripper: killed/killing/kills -> kill, sentenced/sentence -> sentenc."""
     w = word.lower().replace("\u2019", "'")
     if w.endswith("'s"):
         w = w[:-2]
     w = w.replace("'", "")
+    w = IRREGULAR.get(w, w)
     if w.isdigit() or len(w) <= 3:
         return w
     for suffix, repl, min_len in (("ations", "at", 8), ("ation", "at", 7), ("ies", "y", 5), ("sses", "ss", 5),

@@ -13,16 +13,25 @@ _PRONOUNS = {
 # Tried in this order: a person ("he", "her") is likelier to be the named entity than "they" or "it".
 _PRONOUN_TIERS = [re.compile(rf"\b({words})\b", re.I) for words in ("he|him|his|she|her|hers", "they|them|their",
                                                                       "it|its")]
+_ASKS_FOR_PERSON = re.compile(r"^\s*who\b|\bwhose\b", re.I)
 _ELLIPSIS_RE = re.compile(r"^\s*(and|what about|how about|and what about)\s+(.+?)\s*\??\s*$", re.I)
 
 
-def _last_entity(history: list[tuple[str, str]]) -> str | None:
-    """The most recent name mentioned in the history: the user's questions first, then the answers."""
+def _last_entity(history: list[tuple[str, str]], person: bool = False) -> str | None:
+    """The most recent name in the history, the user's question before the answer.
+
+    For "he"/"she" a full name ("Cindy Butts") is preferred to an acronym or a single word ("IPCC").
+    """
     for user, assistant in reversed(history):
-        for text in (user, assistant):
-            names = question_names(text or "")
-            if names:
-                return names[0]
+        asked, answered = question_names(user or ""), question_names(assistant or "")
+        names = list(asked) + list(answered)
+        if person and _ASKS_FOR_PERSON.search(user or ""):
+            # After "Who was X's stepmother?", "she" is the person the answer named, not X.
+            names = [n for n in answered if n not in asked] + names
+        if person:
+            names = [n for n in names if " " in n] or names
+        if names:
+            return names[0]
     return None
 
 
@@ -39,9 +48,14 @@ def resolve_followup(question: str, history: list[tuple[str, str]] | None) -> st
         if names:
             return previous.replace(names[0], subject, 1)
         return f"{previous.rstrip('?')} {subject}?"
-    entity = _last_entity([(previous, history[-1][1])])
-    if entity and not question_names(question):
-        def swap(m: re.Match) -> str:
+    if any(" " in name for name in question_names(question)):
+        return question  # a full name in the question is what its pronouns refer to
+    for tier_number, tier in enumerate(_PRONOUN_TIERS):
+        entity = _last_entity([(previous, history[-1][1])], person=tier_number == 0)
+        if not entity or not tier.search(question):
+            continue
+
+        def swap(m: re.Match, entity: str = entity) -> str:
             word = m.group().lower()
             # "her" is an object ("told her") or a possessive ("her son"): treat as possessive before a noun.
             if word == "her":
@@ -49,8 +63,5 @@ def resolve_followup(question: str, history: list[tuple[str, str]] | None) -> st
                 return f"{entity}'s" if after[:1].isalpha() and not after.lower().startswith(("and", "?")) else entity
             return _PRONOUNS[word].format(entity)
 
-        for tier in _PRONOUN_TIERS:
-            resolved, count = tier.subn(swap, question, count=1)
-            if count:
-                return resolved
+        return tier.sub(swap, question, count=1)
     return question

@@ -35,11 +35,24 @@ _TYPE_RULES = (
     ("date", re.compile(r"^\s*when\b|\bwhat (year|month|date|day|time)\b|\bwhich (years?|months?|days?|dates?)\b|"
                         r"\bby when\b|\bwhat time\b|\bwhen (did|was|were|is|will)\b", re.I)),
     ("name", re.compile(r"^\s*who\b|\bwho (is|was|were|are)\b|\bwhose\b|\bwhat (is|was) the name\b|\bname of\b|"
-                        r"\bwhich (person|people|organi[sz]ation|body|officer|commissioner|solicitor|programme)\b", re.I)),
+                        # "which X" asks to pick out a particular X: answered by a name (dates matched above)
+                        r"\bwhich\s+[a-z]+", re.I)),
 )
 
 
-_HEAD_RE = re.compile(r"\b(which|what)\s+([a-z]+)\b", re.I)
+_HEAD_RE = re.compile(r"\b(which|what)\s+([a-z]+)(?:\s+([a-z]+))?", re.I)
+
+
+def head_noun(question: str) -> str | None:
+    """The noun of "which X" / "what X" ("which dating website" -> website, "which BBC programme" -> programme)."""
+    m = _HEAD_RE.search(question)
+    if not m or m.group(2).lower() in STOPWORDS | QUESTION_WORDS:
+        return None
+    first, second = m.group(2), m.group(3)
+    modifier = first.isupper() or first.lower().endswith("ing")  # an acronym or a participle qualifies the noun
+    if modifier and second and second.lower() not in STOPWORDS | QUESTION_WORDS:
+        return stem(second.lower())
+    return stem(first.lower())
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,7 @@ def question_names(question: str) -> tuple[str, ...]:
         first = name.split()[0].lower()
         if first in QUESTION_WORDS or first in STOPWORDS:
             name = " ".join(name.split()[1:])
+        name = re.sub(r"['\u2019]s$", "", name)
         if name and (" " in name or name.isupper() or m.start() > 0):
             found.append(name)
     return tuple(found)
@@ -91,11 +105,7 @@ def analyse(question: str) -> QuestionSpec:
         term = stem(low.replace(",", ""))
         if term not in focus:
             focus.append(term)
-    head = None
-    m = _HEAD_RE.search(question)
-    if m and m.group(2).lower() not in STOPWORDS | QUESTION_WORDS:
-        head = stem(m.group(2).lower())
-    return QuestionSpec(question, answer_type(question), tuple(focus), question_names(question), head)
+    return QuestionSpec(question, answer_type(question), tuple(focus), question_names(question), head_noun(question))
 
 
 def typed_values(kind: str, text: str, exclude: str = "") -> list[str]:
@@ -106,6 +116,8 @@ def typed_values(kind: str, text: str, exclude: str = "") -> list[str]:
     for m in PATTERNS[kind].finditer(text):
         value = m.group()
         if kind == "name":
+            if PATTERNS["date"].fullmatch(value):
+                continue  # "November" is a date, not a name
             parts = [p for p in value.split() if p.lower() not in excluded]
             value = " ".join(parts) if parts else ""
             if not value or value.lower() in STOPWORDS:
