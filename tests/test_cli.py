@@ -53,6 +53,8 @@ def test_abstention_exits_zero_and_shows_closest_passages(built_index):
     (["index", "/no/such/folder"], 2, "No such file or folder"),
     (["source", "../../etc/passwd"], 2, "Unknown source"),
     (["source", "000_66c9290ad1937cce.txt", "--start", "5", "--end", "1"], 2, "start <= end"),
+    (["serve", "--port", "99999"], 2, "--port must be between 1 and 65535"),
+    (["eval", "--set", "/no/such.jsonl"], 2, "No such eval set"),
 ])
 def test_bad_input_gets_one_line_and_an_exit_code(built_index, args, code, message):
     result = run_qa(*args, index_dir=built_index)
@@ -101,3 +103,14 @@ def test_chat_resolves_follow_ups(built_index):
     assert result.returncode == 0
     assert "searched for: How old was Daniel Whitworth?" in result.stdout
     assert "Mr Whitworth, 21" in result.stdout
+
+
+def test_serve_on_a_busy_port_is_a_one_line_error(built_index):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = run_qa("serve", "--port", str(busy.getsockname()[1]), index_dir=built_index)
+    assert result.returncode == 1
+    assert "Cannot listen on 127.0.0.1" in result.stderr and "Traceback" not in result.stderr

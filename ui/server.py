@@ -78,11 +78,26 @@ def create_app(qa: QA) -> FastAPI:
                                theme=gr.themes.Soft(primary_hue="blue"))
 
 
+def check_port(host: str, port: int) -> None:
+    """Fail early, in one line, when the address cannot be bound."""
+    import socket
+
+    if not 1 <= port <= 65535:
+        raise UsageError(f"--port must be between 1 and 65535, got {port}")
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise QAError(f"Cannot listen on {host}:{port} ({exc.strerror}): choose another --port or --host") from exc
+
+
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> None:
     import sys
 
     import uvicorn
 
+    check_port(host, port)
     def announce(report) -> None:
         print(f"No index yet: built one from {settings.corpus}. {report.summary()}", file=sys.stderr)
 
