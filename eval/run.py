@@ -119,10 +119,11 @@ def main(settings: Settings, eval_set: str | None = None, baselines: bool = Fals
     threshold = config["judge"]["support_threshold"]
     k = config["retrieval"]["k"]
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
+    sets = resolve_sets(config, eval_set)
     judge = judge_accuracy(threshold)
     log(f"support judge: {judge['accuracy']:.1%} on {judge['pairs']} hand-labelled pairs")
     runs = {}
-    for name, set_file, corpus, conf in resolve_sets(config, eval_set):
+    for name, set_file, corpus, conf in sets:
         run = run_set(settings, name, set_file, corpus, baselines, k, threshold, log)
         ours = run["systems"]["ours (hybrid)"]["overall"]
         run["floors_missed"] = check(ours, conf.get("floors", {}))
