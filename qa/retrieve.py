@@ -101,10 +101,9 @@ class CorpusIndex:
         return {cid: unpack_vectors(blob, dim) for cid, blob in rows}
 
     def vector_copy(self):
-        """(ids, vectors, row of id) from vectors.npy when it matches this index, else False."""
+        """(ids, vectors) from vectors.npy when it matches this index, else False."""
         if self._vector_copy is None:
-            found = read_vector_copy(self.settings.index_dir, self.meta.get("generation", ""))
-            self._vector_copy = (*found, {cid: i for i, cid in enumerate(found[0])}) if found else False
+            self._vector_copy = read_vector_copy(self.settings.index_dir, self.meta.get("generation", "")) or False
         return self._vector_copy
 
     def dense_search(self, query_vector: np.ndarray, n: int) -> list[tuple[str, float]]:
@@ -112,7 +111,7 @@ class CorpusIndex:
         if self.n_chunks == 0:
             return []
         if self.fast_start and self.vector_copy():
-            ids, vectors, _ = self.vector_copy()
+            ids, vectors = self.vector_copy()
             scores = vectors @ query_vector  # unit vectors: dot product == cosine
             top = np.argpartition(-scores, min(n, len(ids)) - 1)[:n]
             return [(ids[i], float(scores[i])) for i in sorted(top, key=lambda i: -scores[i])]
@@ -144,25 +143,18 @@ class CorpusIndex:
                 f"SELECT row, chunk_id FROM chunks WHERE row IN ({','.join('?' * len(best))})", [r for r, _ in best]))
         return [(ids[row], score) for row, score in best if row in ids]
 
-    def _cosines(self, query_vector: np.ndarray, chunk_ids: list[str]) -> dict[str, float]:
-        if self.fast_start and self.vector_copy():
-            _, vectors, row = self.vector_copy()
-            return {cid: float(vectors[row[cid]] @ query_vector) for cid in chunk_ids if cid in row}
-        got = self.collection.get(ids=chunk_ids, include=["embeddings"])
-        return {cid: float(np.dot(query_vector, np.asarray(vec, dtype=np.float32)))
-                for cid, vec in zip(got["ids"], got["embeddings"])}
+    def search(self, query: str, k: int = 5, mode: str = "hybrid", pool: int = 30) -> list[Passage]:
+        """The k best passages for query; mode is hybrid (RRF of both), dense or lexical.
 
-    def search(self, query: str, k: int = 5, mode: str = "hybrid", query_vector: np.ndarray | None = None,
-               pool: int = 30) -> list[Passage]:
-        """The k best passages for query; mode is hybrid (RRF of both), dense or lexical."""
+        Each passage keeps the score of each side that ranked it (dense cosine, BM25), None where it did not.
+        """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         dense: dict[str, float] = {}
         lexical: dict[str, float] = {}
         rankings = []
         if mode in ("hybrid", "dense"):
-            query_vector = self.embed(query) if query_vector is None else query_vector
-            dense = dict(self.dense_search(query_vector, pool))
+            dense = dict(self.dense_search(self.embed(query), pool))
             rankings.append(list(dense))
         if mode in ("hybrid", "lexical"):
             lexical = dict(self.lexical_search(query, pool))
@@ -170,9 +162,5 @@ class CorpusIndex:
         fused = fuse_rankings(rankings)
         found = self.passages([cid for cid, _ in fused[: k + 10]])  # ids missing from the side store drop out
         top = [(cid, score) for cid, score in fused if cid in found][:k]
-        if query_vector is not None:
-            missing = [cid for cid, _ in top if cid not in dense]
-            if missing:  # lexical-only hits: score them against the question too
-                dense.update(self._cosines(query_vector, missing))
         return [Passage(**{**found[cid].__dict__, "score": score, "dense": dense.get(cid), "lexical": lexical.get(cid)})
                 for cid, score in top]
