@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 
 from index.config import Settings
 from index.errors import UsageError
@@ -102,6 +101,3 @@ class QA:
     def source_text(self, source: str) -> str:
         return self.index.document_text(source)
 
-
-def default_index_exists(index_dir: Path) -> bool:
-    return side_store_path(index_dir).exists()
