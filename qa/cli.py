@@ -67,13 +67,18 @@ def _progress_printer():
     return show
 
 
+def _warn_skipped(report) -> None:
+    for skip in report.skipped:
+        print(f"warning: skipped {skip.path}: {skip.reason}", file=sys.stderr)
+
+
 def _open_qa(settings, fast_start: bool = False):
+    """The engine, building the index first (and saying so) when there is none."""
     from .engine import QA
 
     def announce(report) -> None:
         print(f"No index yet: built one from {settings.corpus}. {report.summary()}", file=sys.stderr)
-        for skip in report.skipped:
-            print(f"warning: skipped {skip.path}: {skip.reason}", file=sys.stderr)
+        _warn_skipped(report)
 
     return QA(settings, on_build=announce, fast_start=fast_start)
 
@@ -87,8 +92,7 @@ def cmd_index(args, settings) -> int:
     if not corpus.exists():
         raise NotFoundError(f"No such file or folder: {corpus}")
     report = build_index(settings, corpus, rebuild=args.rebuild, progress=_progress_printer())
-    for skip in report.skipped:
-        print(f"warning: skipped {skip.path}: {skip.reason}", file=sys.stderr)
+    _warn_skipped(report)
     if report.documents == 0:
         print(f"warning: no readable documents in {corpus}", file=sys.stderr)
     print(report.summary())
@@ -151,9 +155,10 @@ def cmd_source(args, settings) -> int:
 
 
 def cmd_serve(args, settings) -> int:
-    from ui.server import serve
+    from ui.server import check_port, serve
 
-    serve(settings, host=args.host, port=args.port)
+    check_port(args.host, args.port)  # before building an index we could not serve
+    serve(_open_qa(settings), host=args.host, port=args.port)
     return 0
 
 

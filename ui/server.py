@@ -7,7 +7,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
-from index.config import Settings
 from index.errors import NotFoundError, QAError, UsageError
 from qa.engine import MAX_K, MAX_QUESTION_CHARS, QA
 
@@ -92,15 +91,11 @@ def check_port(host: str, port: int) -> None:
         raise QAError(f"Cannot listen on {host}:{port} ({exc.strerror}): choose another --port or --host") from exc
 
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> None:
+def serve(qa: QA, host: str = "127.0.0.1", port: int = 7860) -> None:
+    """Serve the chat and the API until interrupted."""
     import sys
 
     import uvicorn
 
-    check_port(host, port)
-    def announce(report) -> None:
-        print(f"No index yet: built one from {settings.corpus}. {report.summary()}", file=sys.stderr)
-
-    qa = QA(settings, on_build=announce)
     print(f"Serving the chat on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)", file=sys.stderr)
     uvicorn.run(create_app(qa), host=host, port=port, log_level="warning")
