@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import sqlite3
 import time
 import uuid
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -16,14 +19,17 @@ import numpy as np
 from .chunk import Chunk, chunk_document, split_sentences
 from .config import Settings
 from .embed import embed_documents, model_path
-from .errors import NotFoundError
+from .errors import IndexBusyError, NotFoundError, QAError, UsageError
 from .lexical import term_counts
 from .load import Document, Skipped, load_corpus
-from .store import (current_meta, drop_collection, open_collection, open_side_store, read_vector_copy,
-                    side_store_path, unpack_postings,
+from .store import (VectorCopyDamaged, check_index_dir, current_meta, drop_collection, open_collection,
+                    open_side_store, publish_vector_copy, read_vector_copy, side_store_path, unpack_postings,
                     write_vector_copy)
 
 CHROMA_BATCH = 4000  # below Chroma's max batch size
+LOCK_FILE, PID_FILE = "index.lock", "index.pid"
+PENDING_COLLECTIONS = "pending-collections.json"  # a --rebuild's collection until it is in use
+EMBED_CACHE = "embed-cache.sqlite"
 
 
 @dataclass
@@ -74,12 +80,67 @@ def pack_vectors(vectors: np.ndarray) -> bytes:
     return np.asarray(vectors, dtype=np.float16).tobytes()
 
 
-def _embeddings_for(new: list[Chunk], conn, collection, model: Path,
+class EmbeddingCache:
+    """Vectors by (model, text) hash, committed batch by batch as they are computed.
+
+    A killed or failed `qa index` leaves them here, so the next run embeds only what was not
+    done. A run that finishes has stored everything in the index and empties the cache.
+    """
+
+    def __init__(self, index_dir: Path, model: Path):
+        self.path = index_dir / EMBED_CACHE
+        self.model = str(model)
+        self.conn = sqlite3.connect(str(self.path))
+        self.conn.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, data BLOB NOT NULL)")
+
+    def _key(self, text: str) -> str:
+        return text_hash(self.model + "\0" + text)
+
+    def get_many(self, texts: list[str]) -> dict[str, np.ndarray]:
+        keys = {self._key(t): t for t in texts}
+        found: dict[str, np.ndarray] = {}
+        key_list = list(keys)
+        for i in range(0, len(key_list), 900):
+            part = key_list[i:i + 900]
+            for key, data in self.conn.execute(
+                    f"SELECT key, data FROM vectors WHERE key IN ({','.join('?' * len(part))})", part):
+                found[keys[key]] = np.frombuffer(data, dtype=np.float32)
+        return found
+
+    def put_many(self, texts: list[str], vectors: np.ndarray) -> None:
+        with self.conn:
+            self.conn.executemany("INSERT OR REPLACE INTO vectors (key, data) VALUES (?,?)",
+                                  [(self._key(t), np.asarray(v, dtype=np.float32).tobytes())
+                                   for t, v in zip(texts, vectors)])
+
+    def close(self, clear: bool = False) -> None:
+        self.conn.close()
+        if clear:
+            self.path.unlink(missing_ok=True)
+
+
+def embed_resumably(model: Path, texts: list[str], cache: EmbeddingCache, progress,
+                    batch: int = 512) -> tuple[dict[str, np.ndarray], int]:
+    """Vectors for texts (cached ones reused) and how many went through the model in this run."""
+    found = cache.get_many(texts)
+    todo = sorted((t for t in texts if t not in found), key=len)  # similar lengths batch with little padding
+    for i in range(0, len(todo), batch):
+        part = todo[i:i + batch]
+        vectors = embed_documents(model, part)
+        cache.put_many(part, vectors)
+        found.update(zip(part, vectors))
+        if progress:
+            progress(min(i + batch, len(todo)), len(todo))
+    return found, len(todo)
+
+
+def _embeddings_for(new: list[Chunk], conn, collection, model: Path, cache: EmbeddingCache,
                     progress) -> tuple[np.ndarray, list[bytes], int]:
     """Chunk vectors, packed sentence vectors and the count of chunk texts embedded, for the new chunks.
 
     Texts already in the index (a moved or copied paragraph) reuse their stored vectors; a
-    sentence that is the whole chunk shares the chunk's vector.
+    sentence that is the whole chunk shares the chunk's vector; texts embedded by an
+    interrupted earlier run come from the cache.
     """
     hashes = [text_hash(c.text) for c in new]
     reuse: dict[str, tuple[str, bytes]] = {}
@@ -97,7 +158,7 @@ def _embeddings_for(new: list[Chunk], conn, collection, model: Path,
     todo = [i for i, h in enumerate(hashes) if h not in known]
     texts = list(dict.fromkeys([new[i].text for i in todo] +
                                [t for i in todo for t in sentence_texts(new[i]) if t != new[i].text]))
-    fresh = dict(zip(texts, embed_documents(model, texts, progress=progress)))
+    fresh, _ = embed_resumably(model, texts, cache, progress)
     dim = next(iter(fresh.values())).shape[0] if fresh else next(iter(known.values())).shape[0] if known else 384
     vectors = np.zeros((len(new), dim), dtype=np.float32)
     sentence_blobs = []
@@ -111,11 +172,15 @@ def _embeddings_for(new: list[Chunk], conn, collection, model: Path,
     return vectors, sentence_blobs, len(todo)
 
 
-def _refresh_vector_copy(index_dir: Path, old_generation: str | None, generation: str, wanted: dict,
-                         new_chunks: list[Chunk], new_vectors: np.ndarray, collection) -> None:
-    """Rewrite vectors.npy for the new chunk set: old rows reused, new rows appended, the rest from Chroma."""
+def _vector_copy_rows(index_dir: Path, old_meta: dict, wanted: dict, new_chunks: list[Chunk],
+                      new_vectors: np.ndarray, collection) -> tuple[list[str], np.ndarray]:
+    """Rows of vectors.npy for the new chunk set: old rows reused (if the old copy checks out), new rows
+    added, the rest fetched from Chroma."""
     by_id = {c.chunk_id: new_vectors[i] for i, c in enumerate(new_chunks)}
-    previous = read_vector_copy(index_dir, old_generation) if old_generation else None
+    try:
+        previous = read_vector_copy(index_dir, old_meta) if old_meta else None
+    except VectorCopyDamaged:
+        previous = None
     if previous:
         row_of = {cid: i for i, cid in enumerate(previous[0])}
         for cid in wanted:
@@ -126,9 +191,9 @@ def _refresh_vector_copy(index_dir: Path, old_generation: str | None, generation
         got = collection.get(ids=missing[i:i + CHROMA_BATCH], include=["embeddings"])
         by_id.update(zip(got["ids"], (np.asarray(v, dtype=np.float32) for v in got["embeddings"])))
     ids = [cid for cid in wanted if cid in by_id]
-    dim = new_vectors.shape[1] if len(new_chunks) else 384
+    dim = new_vectors.shape[1] if len(new_chunks) else int(old_meta.get("dim", 384))
     matrix = np.stack([by_id[cid] for cid in ids]) if ids else np.zeros((0, dim), dtype=np.float32)
-    write_vector_copy(index_dir, ids, matrix, generation)
+    return ids, matrix
 
 
 def update_postings(conn, removed: dict[str, set[int]], added: dict[str, list[tuple[int, int, int]]]) -> None:
@@ -150,30 +215,101 @@ def update_postings(conn, removed: dict[str, set[int]], added: dict[str, list[tu
             conn.execute("DELETE FROM postings WHERE term=?", (term,))
 
 
+@contextmanager
+def index_lock(index_dir: Path):
+    """One `qa index` per index folder at a time; the second is told who holds it."""
+    from filelock import FileLock, Timeout
+
+    check_index_dir(index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(index_dir / LOCK_FILE))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        try:
+            pid = (index_dir / PID_FILE).read_text().strip() or "?"
+        except OSError:
+            pid = "?"
+        raise IndexBusyError(f"another qa index is running (pid {pid}) on {index_dir}: wait for it to finish") from None
+    try:
+        (index_dir / PID_FILE).write_text(str(os.getpid()))
+        yield
+    finally:
+        (index_dir / PID_FILE).unlink(missing_ok=True)
+        lock.release()
+
+
+def _pending_collections(index_dir: Path) -> list[str]:
+    try:
+        names = json.loads((index_dir / PENDING_COLLECTIONS).read_text())
+        return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+    except (OSError, ValueError):
+        return []
+
+
+def _set_pending_collections(index_dir: Path, names: list[str]) -> None:
+    path = index_dir / PENDING_COLLECTIONS
+    if names:
+        path.write_text(json.dumps(names))
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _clean_leftovers(settings: Settings, current_collection: str | None) -> None:
+    """Remove what an interrupted --rebuild left behind: its half-written collection and store."""
+    for name in _pending_collections(settings.index_dir):
+        if name != current_collection:
+            drop_collection(settings, name)
+    _set_pending_collections(settings.index_dir, [])
+    side_store_path(settings.index_dir).with_suffix(".sqlite.tmp").unlink(missing_ok=True)
+
+
 def build_index(settings: Settings, corpus: Path | None = None, rebuild: bool = False,
-                progress: Callable[[int, int], None] | None = None) -> IndexReport:
+                progress: Callable[[int, int], None] | None = None, allow_empty: bool = False) -> IndexReport:
     """Index the corpus folder incrementally: unchanged files are not re-embedded.
 
-    Crash safety: new vectors are added to Chroma first, then the side store switches to
-    the new chunk set in one SQLite transaction, then stale vectors are deleted. An
-    interrupted run leaves the previous index answering questions.
+    One run per index folder (a lock). A failure (disk full, a store that cannot be written)
+    is one QAError line, and the previous index keeps answering. An empty corpus is refused
+    unless allow_empty, so a wrong path cannot wipe an index.
     """
-    started = time.perf_counter()
     corpus = corpus or settings.corpus
     if not corpus.exists():
         raise NotFoundError(f"No such corpus folder: {corpus}")
+    with index_lock(settings.index_dir):
+        try:
+            return _build_locked(settings, corpus, rebuild, progress, allow_empty)
+        except (OSError, sqlite3.Error) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise QAError(f"qa index failed: {reason}; the previous index is unchanged") from exc
+
+
+def _build_locked(settings: Settings, corpus: Path, rebuild: bool, progress, allow_empty: bool) -> IndexReport:
+    """The indexing run, under the lock.
+
+    Crash safety: new vectors are added to Chroma first (a rebuild writes a new collection,
+    listed as pending until it is in use), then the side store switches to the new chunk set
+    in one SQLite transaction (a rebuild: a new file moved into place), then stale vectors are
+    deleted. An interrupted run leaves the previous index answering questions, and the next
+    run cleans what it left and reuses what it embedded.
+    """
+    started = time.perf_counter()
+    index_dir = settings.index_dir
     documents, skipped = load_corpus(corpus)
+    if not documents and not allow_empty:
+        raise UsageError(f"No readable documents in {corpus}: nothing indexed, the existing index is unchanged "
+                         "(pass --allow-empty to empty it)")
     model = model_path(settings.embed_model)
     report = IndexReport(documents=len(documents), skipped=skipped)
 
-    store_path = side_store_path(settings.index_dir)
+    store_path = side_store_path(index_dir)
     meta = current_meta(store_path)
+    _clean_leftovers(settings, meta.get("collection"))
     model_changed = meta.get("model") not in (None, str(model))
     report.rebuilt = rebuild or not meta.get("collection") or model_changed
     if report.rebuilt:
         work_path = store_path.with_suffix(".sqlite.tmp")
-        work_path.unlink(missing_ok=True)
         collection_name = f"qa-chunks-{uuid.uuid4().hex[:12]}"
+        _set_pending_collections(index_dir, [collection_name])
     else:
         work_path, collection_name = store_path, meta["collection"]
     conn = open_side_store(work_path, create=True)
@@ -196,13 +332,21 @@ def build_index(settings: Settings, corpus: Path | None = None, rebuild: bool = 
     new_chunks = [c for cid, (c, _) in wanted.items() if cid not in existing]
     stale_ids = [cid for cid in existing if cid not in wanted]
 
-    vectors, sentence_blobs, report.embedded = _embeddings_for(new_chunks, conn, collection, model, progress)
+    cache = EmbeddingCache(index_dir, model)
+    try:
+        vectors, sentence_blobs, report.embedded = _embeddings_for(new_chunks, conn, collection, model, cache,
+                                                                   progress)
+    finally:
+        cache.close()
     for i in range(0, len(new_chunks), CHROMA_BATCH):
         part = new_chunks[i:i + CHROMA_BATCH]
-        collection.upsert(
-            ids=[c.chunk_id for c in part], embeddings=vectors[i:i + CHROMA_BATCH],
-            documents=[c.text for c in part],
-            metadatas=[{"source": c.source, "start": c.start, "end": c.end} for c in part])
+        _chroma(collection.upsert,
+                ids=[c.chunk_id for c in part], embeddings=vectors[i:i + CHROMA_BATCH],
+                documents=[c.text for c in part],
+                metadatas=[{"source": c.source, "start": c.start, "end": c.end} for c in part])
+    dim = vectors.shape[1] if len(new_chunks) else int(meta.get("dim", 384))
+    copy_ids, copy_matrix = _vector_copy_rows(index_dir, meta, wanted, new_chunks, vectors, collection)
+    copy_crc = write_vector_copy(index_dir, copy_ids, copy_matrix, generation)
 
     with conn:  # one transaction: readers see the old index or the new one, never half
         removed_rows: dict[str, set[int]] = defaultdict(set)
@@ -234,22 +378,33 @@ def build_index(settings: Settings, corpus: Path | None = None, rebuild: bool = 
         conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?,?)", [
             ("collection", collection_name), ("model", str(model)), ("corpus", str(corpus.resolve())),
             ("avg_terms", str(avg[0])), ("n_chunks", str(avg[1])), ("built_at", str(time.time())),
-            ("generation", generation),
-            ("dim", str(vectors.shape[1] if len(new_chunks) else meta.get("dim", 384)))])
+            ("generation", generation), ("dim", str(dim)), ("vectors_crc", copy_crc)])
     conn.close()
 
     if report.rebuilt:
-        os.replace(work_path, store_path)
+        os.replace(work_path, store_path)  # the switch: readers reopen on the new file
+    publish_vector_copy(index_dir)
+    _set_pending_collections(index_dir, [])
+    if report.rebuilt:
         if meta.get("collection"):
             drop_collection(settings, meta["collection"])
     else:
-        # Stale vectors, and any left in Chroma by an interrupted earlier run.
+        # Stale vectors, and any left in Chroma by an interrupted or failed earlier run.
         in_store = set(wanted)
         orphans = [i for i in collection.get(include=[])["ids"] if i not in in_store]
         for i in range(0, len(orphans), CHROMA_BATCH):
             collection.delete(ids=orphans[i:i + CHROMA_BATCH])
-    _refresh_vector_copy(settings.index_dir, meta.get("generation"), generation, wanted, new_chunks, vectors,
-                         collection)
+    EmbeddingCache(index_dir, model).close(clear=True)  # everything embedded is in the index now
     report.chunks = len(wanted)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _chroma(call, **kwargs):
+    """A Chroma write; its failures (disk full, a server gone) become one line."""
+    try:
+        return call(**kwargs)
+    except Exception as exc:  # chromadb raises many unrelated types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise QAError(f"qa index failed: Chroma could not store the vectors ({first}); "
+                      "the previous index is unchanged") from exc

@@ -4,6 +4,8 @@ QAError                 a problem the user can fix; the message says how
  +-- UsageError         bad input from the user (CLI exit 2, HTTP 400/422)
  +-- NotFoundError      an unknown source or a missing path (CLI exit 2, HTTP 404)
  +-- IndexMissingError  no index where one was expected (CLI exit 1)
+ +-- IndexDamagedError  an index whose files fail their checks (CLI exit 1, HTTP 503)
+ +-- IndexBusyError     another `qa index` holds the index folder (CLI exit 1)
 """
 
 
@@ -21,3 +23,15 @@ class NotFoundError(QAError):
 
 class IndexMissingError(QAError):
     """No usable index in the index folder."""
+
+
+class IndexDamagedError(QAError):
+    """Index files that fail their checks (truncated, corrupted, or written by something else)."""
+
+    def __init__(self, index_dir, detail: str = ""):
+        super().__init__(f"the index at {index_dir} is damaged{f' ({detail})' if detail else ''}: "
+                         "run qa index --rebuild")
+
+
+class IndexBusyError(QAError):
+    """Another `qa index` run is writing the same index folder."""

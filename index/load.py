@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,28 +55,48 @@ def read_document(path: Path, source: str) -> Document | Skipped:
     return Document(source=source, doc_hash=hashlib.sha256(data).hexdigest(), text=text)
 
 
-def list_files(root: Path) -> list[tuple[Path, str]]:
-    """(path, source) for every candidate file under root, sorted by source; hidden files skipped."""
+def _has_control_chars(name: str) -> bool:
+    return any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in name)
+
+
+def list_files(root: Path) -> tuple[list[tuple[Path, str]], list[Skipped]]:
+    """(path, source) for every candidate file under root, sorted by source, and the files refused.
+
+    Hidden files are skipped silently. Links are never followed out of the corpus: a symbolic link
+    whose target lies outside root is refused (it could expose any file the indexer can read), and
+    linked folders are not entered. A name with control characters is refused (it would break
+    line-based output such as `qa source --list`).
+    """
     if not root.exists():
         raise NotFoundError(f"No such file or folder: {root}")
     if root.is_file():
-        return [(root, root.name)]
-    found = []
-    for path in root.rglob("*"):
-        rel = path.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
-            continue
-        found.append((path, rel.as_posix()))
-    return sorted(found, key=lambda item: item[1])
+        return [(root, root.name)], []
+    real_root = root.resolve()
+    found, refused = [], []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            path = Path(folder) / name
+            source = path.relative_to(root).as_posix()
+            if name.startswith("."):
+                continue
+            if _has_control_chars(source):
+                refused.append(Skipped(ascii(source)[1:-1], "file name contains control characters"))
+            elif path.is_symlink() and not path.resolve().is_relative_to(real_root):
+                refused.append(Skipped(source, "symbolic link to a file outside the corpus"))
+            elif path.is_file():
+                found.append((path, source))
+    return sorted(found, key=lambda item: item[1]), refused
 
 
 def load_corpus(root: Path) -> tuple[list[Document], list[Skipped]]:
     """Every readable text document under root, and the files skipped with their reasons."""
-    documents, skipped = [], []
-    for path, source in list_files(root):
+    files, skipped = list_files(root)
+    documents = []
+    for path, source in files:
         if path.suffix.lower() not in TEXT_SUFFIXES:
             skipped.append(Skipped(source, f"unsupported file type {path.suffix!r}"))
             continue
         result = read_document(path, source)
         (documents if isinstance(result, Document) else skipped).append(result)
-    return documents, skipped
+    return documents, sorted(skipped, key=lambda s: s.path)

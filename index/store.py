@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from .config import Settings
-from .errors import IndexMissingError, QAError
+from .errors import IndexDamagedError, IndexMissingError, QAError
 
 SIDE_STORE = "index.sqlite"
 SCHEMA_VERSION = "4"  # bump when the tables or the stemmer change; older indexes are rebuilt
@@ -38,22 +39,63 @@ def side_store_path(index_dir: Path) -> Path:
     return index_dir / SIDE_STORE
 
 
+def check_index_dir(index_dir: Path) -> None:
+    if index_dir.exists() and not index_dir.is_dir():
+        raise QAError(f"The index folder {index_dir} is a file: point --index-dir (QA_INDEX_DIR) at a folder")
+
+
+REQUIRED_META = ("schema", "collection", "generation", "n_chunks", "model")
+
+
 def open_side_store(path: Path, create: bool = False) -> sqlite3.Connection:
-    """Open the SQLite side store; with create=False a missing store is an IndexMissingError."""
+    """Open the SQLite side store.
+
+    create=True is the indexer's working store (made if missing). Otherwise the store must be
+    a finished index: missing is IndexMissingError; empty, unreadable, lacking its meta or with
+    counts that disagree is IndexDamagedError, so a broken index never answers silently.
+    """
+    check_index_dir(path.parent)
     if not create and not path.exists():
         raise IndexMissingError(f"No index at {path.parent}: run `qa index`")
+    if not create and path.stat().st_size == 0:
+        raise IndexDamagedError(path.parent, f"{path.name} is empty")
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), check_same_thread=False)
     try:
-        version = dict(conn.execute("SELECT key, value FROM meta")).get("schema", SCHEMA_VERSION)
-    except sqlite3.DatabaseError:
-        version = None if path.stat().st_size else SCHEMA_VERSION
-    if version != SCHEMA_VERSION:
+        meta = dict(conn.execute("SELECT key, value FROM meta"))
+    except sqlite3.OperationalError as exc:
+        if not create or "no such table" not in str(exc):
+            conn.close()
+            raise IndexDamagedError(path.parent, str(exc)) from exc
+        meta = {}
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        if create and path.stat().st_size == 0:
+            meta = {}
+            conn = sqlite3.connect(str(path), check_same_thread=False)
+        else:
+            raise IndexDamagedError(path.parent, str(exc)) from exc
+    if meta.get("schema", SCHEMA_VERSION) != SCHEMA_VERSION:
         conn.close()
         raise IndexMissingError(f"The index at {path.parent} is from another version: run `qa index --rebuild`")
-    conn.executescript(SCHEMA)
-    conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
-    conn.commit()
+    if create:
+        conn.executescript(SCHEMA)
+        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        conn.commit()
+        return conn
+    try:
+        missing = [key for key in REQUIRED_META if key not in meta]
+        if missing:
+            raise IndexDamagedError(path.parent, f"no {', '.join(missing)} recorded")
+        count = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        if str(count) != meta["n_chunks"]:
+            raise IndexDamagedError(path.parent, f"{count} chunks stored, {meta['n_chunks']} recorded")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise IndexDamagedError(path.parent, str(exc)) from exc
+    except IndexDamagedError:
+        conn.close()
+        raise
     return conn
 
 
@@ -72,12 +114,12 @@ def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
 
 
 def current_meta(path: Path) -> dict[str, str]:
-    """The side store's meta, or {} when there is none or it is from another version (so: rebuild)."""
+    """The finished index's meta, or {} when there is none, it is damaged or from another version (so: rebuild)."""
     if not path.exists():
         return {}
     try:
         conn = open_side_store(path)
-    except IndexMissingError:
+    except (IndexMissingError, IndexDamagedError):
         return {}
     try:
         return read_meta(conn)
@@ -89,26 +131,57 @@ VECTOR_COPY = "vectors.npy"
 VECTOR_IDS = "vectors.json"
 
 
-def write_vector_copy(index_dir: Path, ids: list[str], vectors: np.ndarray, generation: str) -> None:
-    """An exact copy of the stored vectors for processes that must start fast (see qa.retrieve)."""
+def vectors_checksum(vectors: np.ndarray) -> str:
+    """crc32 of the float32 rows: cheap enough to check on every cold start (~25 ms for 100k chunks)."""
+    return f"{zlib.crc32(np.ascontiguousarray(vectors, dtype=np.float32)):08x}"
+
+
+def write_vector_copy(index_dir: Path, ids: list[str], vectors: np.ndarray, generation: str) -> str:
+    """Write the exact copy of the stored vectors (for fast-starting processes) as .tmp files; return its checksum.
+
+    publish_vector_copy() moves it into place once the side store names this generation and checksum.
+    """
     tmp_npy, tmp_ids = index_dir / (VECTOR_COPY + ".tmp"), index_dir / (VECTOR_IDS + ".tmp")
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     with open(tmp_npy, "wb") as f:
-        np.save(f, np.ascontiguousarray(vectors, dtype=np.float32))
+        np.save(f, vectors)
     tmp_ids.write_text(json.dumps({"generation": generation, "ids": ids}))
-    os.replace(tmp_npy, index_dir / VECTOR_COPY)
-    os.replace(tmp_ids, index_dir / VECTOR_IDS)
+    return vectors_checksum(vectors)
 
 
-def read_vector_copy(index_dir: Path, generation: str) -> tuple[list[str], np.ndarray] | None:
-    """(ids, memory-mapped vectors) if the copy matches this index generation, else None."""
+def publish_vector_copy(index_dir: Path) -> None:
+    tmp_npy, tmp_ids = index_dir / (VECTOR_COPY + ".tmp"), index_dir / (VECTOR_IDS + ".tmp")
+    if tmp_npy.exists() and tmp_ids.exists():
+        os.replace(tmp_npy, index_dir / VECTOR_COPY)
+        os.replace(tmp_ids, index_dir / VECTOR_IDS)
+
+
+class VectorCopyDamaged(Exception):
+    """The copy claims this generation but fails its checks (the caller falls back to Chroma)."""
+
+
+def read_vector_copy(index_dir: Path, meta: dict[str, str]) -> tuple[list[str], np.ndarray] | None:
+    """(ids, memory-mapped vectors) if the copy belongs to this index generation, else None.
+
+    Raises VectorCopyDamaged when it belongs to this generation but its shape or checksum is wrong.
+    """
     try:
-        meta = json.loads((index_dir / VECTOR_IDS).read_text())
-        vectors = np.load(index_dir / VECTOR_COPY, mmap_mode="r")
+        ids_meta = json.loads((index_dir / VECTOR_IDS).read_text())
     except (OSError, ValueError):
         return None
-    if meta.get("generation") != generation or len(meta["ids"]) != vectors.shape[0]:
+    if not isinstance(ids_meta, dict) or ids_meta.get("generation") != meta.get("generation"):
         return None
-    return meta["ids"], vectors
+    try:
+        vectors = np.load(index_dir / VECTOR_COPY, mmap_mode="r")
+    except (OSError, ValueError) as exc:
+        raise VectorCopyDamaged(f"{VECTOR_COPY} unreadable: {exc}") from exc
+    ids = ids_meta.get("ids")
+    if (not isinstance(ids, list) or vectors.ndim != 2 or len(ids) != vectors.shape[0]
+            or str(vectors.shape[1]) != meta.get("dim", str(vectors.shape[1])) or vectors.dtype != np.float32):
+        raise VectorCopyDamaged(f"{VECTOR_COPY} has shape {vectors.shape}, not ({len(ids or [])}, {meta.get('dim')})")
+    if meta.get("vectors_crc") and vectors_checksum(vectors) != meta["vectors_crc"]:
+        raise VectorCopyDamaged(f"{VECTOR_COPY} fails its checksum")
+    return ids, vectors
 
 
 def open_chroma(settings: Settings):

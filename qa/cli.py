@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -26,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("index", help="index documents (incremental)")
     s.add_argument("paths", nargs="*", help="corpus folder (default: QA_CORPUS)")
     s.add_argument("--rebuild", action="store_true", help="start from an empty index")
+    s.add_argument("--allow-empty", action="store_true", help="let a folder with no readable documents empty the index")
 
     s = sub.add_parser("ask", help="answer one question with citations")
     s.add_argument("question")
@@ -45,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="browser chat and REST API")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=7860)
+    s.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests for this Host name (repeatable; '*' for any)")
 
     s = sub.add_parser("eval", help="run the grounding eval")
     s.add_argument("--set", dest="eval_set", help="eval set JSONL (default eval/data/reference.jsonl)")
@@ -91,10 +95,11 @@ def cmd_index(args, settings) -> int:
     corpus = Path(args.paths[0]) if args.paths else settings.corpus
     if not corpus.exists():
         raise NotFoundError(f"No such file or folder: {corpus}")
-    report = build_index(settings, corpus, rebuild=args.rebuild, progress=_progress_printer())
+    report = build_index(settings, corpus, rebuild=args.rebuild, progress=_progress_printer(),
+                         allow_empty=args.allow_empty)
     _warn_skipped(report)
     if report.documents == 0:
-        print(f"warning: no readable documents in {corpus}", file=sys.stderr)
+        print(f"warning: no readable documents in {corpus}: the index is now empty", file=sys.stderr)
     print(report.summary())
     return 0
 
@@ -104,7 +109,10 @@ def cmd_ask(args, settings) -> int:
     from .format import format_answer
 
     check_question(args.question, args.k, args.mode)  # fail fast, before loading anything
-    answer = _open_qa(settings, fast_start=True).ask(args.question, k=args.k, mode=args.mode)
+    qa = _open_qa(settings, fast_start=True)
+    answer = qa.ask(args.question, k=args.k, mode=args.mode)
+    for note in qa.index.notes:
+        print(f"warning: {note}", file=sys.stderr)
     print(json.dumps(answer.to_json(), ensure_ascii=False, indent=2) if args.json else format_answer(answer))
     return 0
 
@@ -136,13 +144,15 @@ def cmd_chat(args, settings) -> int:
 def cmd_source(args, settings) -> int:
     from .engine import QA
 
+    from .format import terminal_safe
+
     qa = QA(settings, build_if_missing=False)
     if args.list or not args.source:
         print("\n".join(qa.index.sources()))
         return 0
     text = qa.source_text(args.source)
     if args.start is None and args.end is None:
-        sys.stdout.write(text)
+        sys.stdout.write(terminal_safe(text) if sys.stdout.isatty() else text)  # piped: the exact text
         return 0
     start, end = args.start or 0, len(text) if args.end is None else args.end
     if not 0 <= start <= end <= len(text):
@@ -150,7 +160,7 @@ def cmd_source(args, settings) -> int:
     before = text.rfind("\n", 0, max(start - 200, 0)) + 1 if start > 200 else 0
     after = text.find("\n", min(end + 200, len(text)))
     after = len(text) if after == -1 else after
-    print(f"{text[before:start]}>>>{text[start:end]}<<<{text[end:after]}")
+    print(terminal_safe(f"{text[before:start]}>>>{text[start:end]}<<<{text[end:after]}"))
     return 0
 
 
@@ -158,7 +168,7 @@ def cmd_serve(args, settings) -> int:
     from ui.server import check_port, serve
 
     check_port(args.host, args.port)  # before building an index we could not serve
-    serve(_open_qa(settings), host=args.host, port=args.port)
+    serve(_open_qa(settings), host=args.host, port=args.port, allow_hosts=args.allow_host)
     return 0
 
 
@@ -186,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("qa: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`qa ask ... | head -1`): stop quietly, as other command-line tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
+from dataclasses import replace
 
 from index.config import Settings
-from index.errors import UsageError
+from index.errors import QAError, UsageError
 from index.store import side_store_path
 
 from .answer import DONT_KNOW, compose, select_evidence, term_weights
@@ -69,7 +71,15 @@ def answer_from_passages(index: CorpusIndex, question: str, search_query: str, p
 
 
 class QA:
-    """Open once, ask many: `QA(settings).ask("Who ...?")`."""
+    """Open once, ask many: `QA(settings).ask("Who ...?")`.
+
+    A long-lived QA (the server) follows `qa index` runs made beside it: each question is
+    answered from one index generation, and when a run commits (or a rebuild moves its new
+    store into place) the next question opens the new one. An answer whose generation changed
+    while it was computed is computed again, so its texts and offsets always come from one index.
+    """
+
+    ATTEMPTS = 3
 
     def __init__(self, settings: Settings, build_if_missing: bool = True, on_build=None, fast_start: bool = False):
         if build_if_missing and not side_store_path(settings.index_dir).exists():
@@ -79,25 +89,56 @@ class QA:
             if on_build:
                 on_build(report)
         self.settings = settings
-        self.index = CorpusIndex(settings, fast_start=fast_start)
+        self.fast_start = fast_start
+        self._index = CorpusIndex(settings, fast_start=fast_start)
+        self._reopen = threading.Lock()
+
+    @property
+    def index(self) -> CorpusIndex:
+        """The index as it is now (reopened when `qa index` has changed it since it was opened)."""
+        index = self._index
+        if index.is_current():
+            return index
+        with self._reopen:
+            if not self._index.is_current():
+                self._index = CorpusIndex(self.settings, fast_start=self.fast_start)
+            return self._index
 
     def retrieve(self, search_query: str, k: int = 5, mode: str = "hybrid") -> list[Passage]:
         return self.index.search(search_query, k=k, mode=mode)
 
     def ask(self, question: str, history: list[tuple[str, str]] | None = None, k: int = 5,
             mode: str = "hybrid") -> Answer:
-        """Answer one question (a follow-up is resolved against history first)."""
+        """Answer one question (a follow-up is resolved against history first) from one index generation."""
         question = check_question(question, k, mode)
+        for attempt in range(1, self.ATTEMPTS + 1):
+            index = self.index
+            try:
+                answer = self._ask(index, question, history, k, mode)
+            except QAError:
+                raise
+            except Exception:  # e.g. Chroma's collection dropped by a rebuild mid-question
+                if index.is_current():
+                    raise
+                continue
+            if index.is_current():
+                return answer
+        raise QAError("the index changed while answering, repeatedly: try again in a moment")
+
+    def _ask(self, index: CorpusIndex, question: str, history, k: int, mode: str) -> Answer:
         t0 = time.perf_counter()
         search_query = resolve_followup(question, history)
         parts = split_question(search_query)
-        passages_per_part = [self.retrieve(part, k=k, mode=mode) for part in parts]
+        passages_per_part = [index.search(part, k=k, mode=mode) for part in parts]
         t1 = time.perf_counter()
-        answer = answer_from_passages(self.index, question, search_query, parts, passages_per_part,
+        answer = answer_from_passages(index, question, search_query, parts, passages_per_part,
                                       {"retrieve": (t1 - t0) * 1000})
         answer.timings_ms["total"] = (time.perf_counter() - t0) * 1000
-        return answer
+        return replace(answer, generation=index.generation)
 
-    def source_text(self, source: str) -> str:
-        return self.index.document_text(source)
-
+    def source_text(self, source: str, generation: str | None = None) -> str:
+        """Canonical text of an indexed source; with generation, only from that index (else an error)."""
+        index = self.index
+        if generation is not None and index.generation != generation:
+            raise QAError("the index changed since this answer: ask again")
+        return index.document_text(source)

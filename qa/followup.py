@@ -35,12 +35,26 @@ def _last_entity(history: list[tuple[str, str]], person: bool = False) -> str | 
     return None
 
 
+FOLLOWUP_TURNS = 6  # a follow-up refers to the last few turns; older ones cannot change what it means
+
+
 def resolve_followup(question: str, history: list[tuple[str, str]] | None) -> str:
-    """The question with pronouns and ellipsis filled in from history; unchanged when it stands alone."""
-    history = [(u or "", a or "") for u, a in (history or [])]
+    """The question with pronouns and ellipsis filled in from history; unchanged when it stands alone.
+
+    Each earlier question of the last few turns is resolved in turn (oldest first), so a chain of
+    follow-ups carries its subject forward; the cost does not grow with the length of the chat.
+    """
+    history = [(u or "", a or "") for u, a in (history or [])][-FOLLOWUP_TURNS:]
+    previous = None
+    for i, (user, _) in enumerate(history):
+        previous = _resolve_against(user, history[:i], previous)
+    return _resolve_against(question, history, previous)
+
+
+def _resolve_against(question: str, history: list[tuple[str, str]], previous: str | None) -> str:
+    """Resolve question against the last turn of history, whose question resolved to previous."""
     if not history:
         return question
-    previous = resolve_followup(history[-1][0], history[:-1])
     ellipsis = _ELLIPSIS_RE.match(question)
     if ellipsis:
         subject = ellipsis.group(2)

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 from .types import Answer
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    """Control characters (ANSI escapes included) shown as visible \\xNN, so a document cannot drive the terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def snippet(text: str, limit: int = 240) -> str:
@@ -26,4 +35,4 @@ def format_answer(answer: Answer, show_query: bool = False) -> str:
     else:
         for c in answer.citations:
             lines.append(f"[{c.n}] {c.source}:{c.line}  \"{snippet(c.text)}\"")
-    return "\n".join(lines)
+    return terminal_safe("\n".join(lines))

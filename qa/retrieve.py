@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import threading
 from collections import defaultdict
 from typing import Iterable
@@ -11,10 +13,10 @@ import numpy as np
 from index.chunk import line_number
 from index.config import Settings
 from index.embed import embed_query, model_path
-from index.errors import NotFoundError
+from index.errors import IndexDamagedError, NotFoundError, QAError
 from index.lexical import BM25_B, BM25_K1, bm25_idf, terms
-from index.store import (open_collection, open_side_store, read_meta, read_vector_copy, side_store_path,
-                         unpack_postings, unpack_vectors)
+from index.store import (VectorCopyDamaged, open_collection, open_side_store, read_meta, read_vector_copy,
+                         side_store_path, unpack_postings, unpack_vectors)
 
 from .types import Passage
 
@@ -31,6 +33,14 @@ def fuse_rankings(rankings: Iterable[list[str]], k: int = RRF_K) -> list[tuple[s
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
+def _file_id(path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 class CorpusIndex:
     """Everything answering reads from the index, opened once and reused for every question.
 
@@ -44,14 +54,40 @@ class CorpusIndex:
         self.settings = settings
         self.fast_start = fast_start and not settings.chroma_host
         self._vector_copy = None
-        self.db = open_side_store(side_store_path(settings.index_dir))
-        self.meta = read_meta(self.db)
+        self.notes: list[str] = []  # warnings for the user (a damaged fast-start copy)
+        path = side_store_path(settings.index_dir)
+        self.db = open_side_store(path)
+        self._file_id = _file_id(path)  # taken after opening: a swap after this is seen by is_current()
+        self._lock = threading.Lock()  # sqlite connection shared by server threads
+        with self._lock:
+            self._data_version = self._query("PRAGMA data_version")[0][0]
+            self.meta = read_meta(self.db)
+            self.n_documents = self._query("SELECT COUNT(*) FROM documents")[0][0]
+        self.generation = self.meta["generation"]
         self.model = model_path(settings.embed_model)
         self.n_chunks = int(self.meta.get("n_chunks", 0))
         self.avg_terms = float(self.meta.get("avg_terms", 1.0))
         self._collection = None
         self._doc_cache: dict[str, str] = {}
-        self._lock = threading.Lock()  # sqlite connection shared by server threads
+
+    def _query(self, sql: str, params=()) -> list[tuple]:
+        """Rows of one statement (the caller holds self._lock); a corrupted page is a damaged index, not a 500."""
+        try:
+            return self.db.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if "locked" in str(exc):
+                raise QAError("the index is busy being rewritten: try again in a moment") from exc
+            raise IndexDamagedError(self.settings.index_dir, str(exc)) from exc
+
+    def is_current(self) -> bool:
+        """False once `qa index` has committed a change or moved a rebuilt store into place since opening."""
+        if _file_id(side_store_path(self.settings.index_dir)) != self._file_id:
+            return False
+        with self._lock:
+            try:
+                return self.db.execute("PRAGMA data_version").fetchone()[0] == self._data_version
+            except sqlite3.DatabaseError:
+                return False
 
     @property
     def collection(self):
@@ -62,28 +98,28 @@ class CorpusIndex:
     # -- documents -------------------------------------------------------------------------
     def sources(self) -> list[str]:
         with self._lock:
-            return [row[0] for row in self.db.execute("SELECT source FROM documents ORDER BY source")]
+            return [row[0] for row in self._query("SELECT source FROM documents ORDER BY source")]
 
     def document_text(self, source: str) -> str:
         """Canonical text of an indexed source; NotFoundError for anything else (never a path lookup)."""
         if source not in self._doc_cache:
             with self._lock:
-                row = self.db.execute("SELECT text FROM documents WHERE source=?", (source,)).fetchone()
-            if row is None:
+                rows = self._query("SELECT text FROM documents WHERE source=?", (source,))
+            if not rows:
                 raise NotFoundError(f"Unknown source: {source!r} (see `qa source --list`)")
-            self._doc_cache[source] = row[0]
+            self._doc_cache[source] = rows[0][0]
         return self._doc_cache[source]
 
     def document_frequency(self, term: str) -> int:
         with self._lock:
-            row = self.db.execute("SELECT df FROM postings WHERE term=?", (term,)).fetchone()
-        return row[0] if row else 0
+            rows = self._query("SELECT df FROM postings WHERE term=?", (term,))
+        return rows[0][0] if rows else 0
 
     def passages(self, chunk_ids: list[str]) -> dict[str, Passage]:
         marks = ",".join("?" * len(chunk_ids))
         with self._lock:
-            rows = self.db.execute(
-                f'SELECT chunk_id, source, start, "end", text FROM chunks WHERE chunk_id IN ({marks})', chunk_ids).fetchall()
+            rows = self._query(
+                f'SELECT chunk_id, source, start, "end", text FROM chunks WHERE chunk_id IN ({marks})', chunk_ids)
         return {cid: Passage(cid, src, s, e, text, line_number(self.document_text(src), s), 0.0)
                 for cid, src, s, e, text in rows}
 
@@ -96,14 +132,18 @@ class CorpusIndex:
         marks = ",".join("?" * len(chunk_ids))
         dim = int(self.meta.get("dim", 384))
         with self._lock:
-            rows = self.db.execute(f"SELECT chunk_id, sentence_vectors FROM chunks WHERE chunk_id IN ({marks})",
-                                   chunk_ids).fetchall()
+            rows = self._query(f"SELECT chunk_id, sentence_vectors FROM chunks WHERE chunk_id IN ({marks})",
+                               chunk_ids)
         return {cid: unpack_vectors(blob, dim) for cid, blob in rows}
 
     def vector_copy(self):
         """(ids, vectors) from vectors.npy when it matches this index, else False."""
         if self._vector_copy is None:
-            self._vector_copy = read_vector_copy(self.settings.index_dir, self.meta.get("generation", "")) or False
+            try:
+                self._vector_copy = read_vector_copy(self.settings.index_dir, self.meta) or False
+            except VectorCopyDamaged as exc:
+                self.notes.append(f"{exc}; searching Chroma instead (qa index rewrites the copy)")
+                self._vector_copy = False
         return self._vector_copy
 
     def dense_search(self, query_vector: np.ndarray, n: int) -> list[tuple[str, float]]:
@@ -125,10 +165,10 @@ class CorpusIndex:
         rows_all, scores_all = [], []
         with self._lock:
             for term in set(terms(query)):
-                found = self.db.execute("SELECT data FROM postings WHERE term=?", (term,)).fetchone()
+                found = self._query("SELECT data FROM postings WHERE term=?", (term,))
                 if not found:
                     continue
-                rows, tf, length = unpack_postings(found[0]).astype(np.float64)
+                rows, tf, length = unpack_postings(found[0][0]).astype(np.float64)
                 idf = bm25_idf(self.n_chunks, len(rows))
                 rows_all.append(rows.astype(np.int64))
                 scores_all.append(idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / max(self.avg_terms, 1e-9))))
@@ -139,7 +179,7 @@ class CorpusIndex:
             np.add.at(totals, inverse, np.concatenate(scores_all))
             top = np.argsort(-totals, kind="stable")[:n]
             best = [(int(rows[i]), float(totals[i])) for i in top]
-            ids = dict(self.db.execute(
+            ids = dict(self._query(
                 f"SELECT row, chunk_id FROM chunks WHERE row IN ({','.join('?' * len(best))})", [r for r, _ in best]))
         return [(ids[row], score) for row, score in best if row in ids]
 

@@ -50,6 +50,7 @@ class Answer:
     passages: tuple[Passage, ...]
     conflict: bool = False  # the cited sources give different values for what was asked
     timings_ms: dict[str, float] = field(default_factory=dict)
+    generation: str = ""  # the index generation it was answered from (not part of the JSON shape)
 
     def to_json(self) -> dict:
         return {

@@ -118,7 +118,7 @@ def test_gradio_client_gets_a_cited_answer(server):
     from gradio_client import Client
 
     client = Client(server + "/", verbose=False)
-    chat, cards, box = client.predict("Which drug killed Daniel Whitworth?", [], 5, "hybrid", api_name="/chat")
+    chat, cards, box = client.predict("Which drug killed Daniel Whitworth?", 5, "hybrid", api_name="/chat")
     content = chat[-1]["content"]
     text = content if isinstance(content, str) else " ".join(part.get("text", "") for part in content)
     assert "GHB [1]" in text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from html import escape
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import gradio as gr
 
 from index.errors import QAError
 from qa.engine import QA
+from qa.followup import FOLLOWUP_TURNS
 
 from .render import render_cards
 
@@ -46,49 +46,53 @@ def example_questions(corpus: Path, qa: QA, limit: int = 4) -> list[str]:
     return titles
 
 
-def _stream_words(text: str):
-    """Yield growing prefixes of text, a few words at a time (answers appear as they are produced)."""
-    tokens = re.findall(r"\S+\s*", text)
-    for i in range(0, len(tokens), 4):
-        yield "".join(tokens[: i + 4])
+def _as_int(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0  # check_question turns it into a clear "k must be between" message
+
+
+MAX_SHOWN_MESSAGES = 200  # per browser session; older bubbles drop off the top
 
 
 def build_chat(qa: QA) -> gr.Blocks:
-    n_docs = len(qa.index.sources())
+    n_docs = qa.index.n_documents
     examples = example_questions(qa.settings.corpus, qa)
 
-    def respond(message: str, history: list, turns: list, k: int, mode: str):
-        """Answer one chat message; streams the answer and then fills the citation panel."""
-        message = (message or "").strip()
-        history = list(history or [])
-        turns = list(turns or [])
+    def respond(message: str, conversation: dict | None, k: int, mode: str):
+        """Answer one chat message and fill the citation panel.
+
+        The conversation lives in server-side State: the browser sends only the message text and the
+        two settings, never the history (a client-sent history could smuggle file paths into Gradio).
+        """
+        message = (message or "").strip() if isinstance(message, str) else ""
+        conversation = conversation or {"shown": [], "turns": []}
+        shown, turns = list(conversation["shown"]), list(conversation["turns"])
         if not message:
-            yield history, gr.update(), turns, ""
-            return
+            return shown, gr.update(), conversation, ""
+        shown.append({"role": "user", "content": escape(message)})
         try:
-            answer = qa.ask(message, history=turns, k=int(k), mode=mode)
+            answer = qa.ask(message, history=turns, k=_as_int(k), mode=str(mode))
+            cards = render_cards(answer, lambda source: qa.source_text(source, answer.generation))
         except QAError as exc:
-            history += [{"role": "user", "content": escape(message)},
-                        {"role": "assistant", "content": f"\u26a0 {escape(str(exc))}"}]
-            yield history, gr.update(), turns, ""
-            return
+            shown.append({"role": "assistant", "content": f"\u26a0 {escape(str(exc))}"})
+            return shown[-MAX_SHOWN_MESSAGES:], gr.update(), {"shown": shown[-MAX_SHOWN_MESSAGES:], "turns": turns}, ""
         # The chat renders HTML; document text must show as text, so it is escaped here.
         prefix = f"searched for: {escape(answer.search_query)}\n\n" if answer.search_query != answer.question else ""
-        history += [{"role": "user", "content": escape(message)}, {"role": "assistant", "content": prefix}]
-        for partial in _stream_words(escape(answer.answer)):
-            history[-1] = {"role": "assistant", "content": prefix + partial}
-            yield history, gr.update(), turns, ""
-        turns.append((message, answer.answer))
-        yield history, render_cards(answer, qa.source_text), turns, ""
+        shown.append({"role": "assistant", "content": prefix + escape(answer.answer)})
+        turns = [*turns, (message, answer.answer)][-FOLLOWUP_TURNS:]
+        shown = shown[-MAX_SHOWN_MESSAGES:]
+        return shown, cards, {"shown": shown, "turns": turns}, ""
 
     def clear():
-        return [], render_cards(None, qa.source_text), [], ""
+        return [], render_cards(None, qa.source_text), {"shown": [], "turns": []}, ""
 
     with gr.Blocks(title="Grounded QA") as demo:
         gr.HTML(f'<div id="qa-title"><h1>Grounded QA</h1><p>Answers from {n_docs} document'
                 f'{"s" if n_docs != 1 else ""} in <code>{escape(str(qa.settings.corpus))}</code>; '
                 'every sentence cites the exact span it came from.</p></div>')
-        turns = gr.State([])
+        conversation = gr.State({"shown": [], "turns": []})
         with gr.Row():
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(label="Conversation", height=480, render_markdown=False, sanitize_html=True,
@@ -108,9 +112,10 @@ def build_chat(qa: QA) -> gr.Blocks:
             with gr.Column(scale=2):
                 gr.Markdown("### Sources")
                 cards = gr.HTML(render_cards(None, qa.source_text), elem_id="qa-cards")
-        inputs = [box, chatbot, turns, k, mode]
-        outputs = [chatbot, cards, turns, box]
+        inputs = [box, conversation, k, mode]  # the chatbot is display only: never an input
+        outputs = [chatbot, cards, conversation, box]
         ask.click(respond, inputs, outputs, api_name="chat")
         box.submit(respond, inputs, outputs, api_name=False)
         clear_btn.click(clear, None, outputs, api_name=False)
+        chatbot.clear(clear, None, outputs, api_name=False)  # the chatbot's own trash icon resets the state too
     return demo

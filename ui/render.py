@@ -7,6 +7,8 @@ from urllib.parse import quote
 
 from qa.types import Answer
 
+from .security import VIEW_SCRIPT
+
 CONTEXT_CHARS = 220
 
 
@@ -66,4 +68,4 @@ def render_source_page(source: str, text: str, start: int | None, end: int | Non
 pre{{white-space:pre-wrap;font:inherit}}mark{{background:#ffe58a;padding:.1em 0;scroll-margin-top:40vh}}
 h1{{font-size:1rem;color:#52606d}}</style></head>
 <body><h1>{escape(source)}</h1><pre id="source-text">{body}</pre>
-<script>document.getElementById("span")?.scrollIntoView({{block:"center"}});</script></body></html>"""
+<script>{VIEW_SCRIPT}</script></body></html>"""

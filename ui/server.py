@@ -2,28 +2,48 @@
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Annotated, Literal
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
-from pydantic import BaseModel, Field
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from index.errors import NotFoundError, QAError, UsageError
 from qa.engine import MAX_K, MAX_QUESTION_CHARS, QA
 
 from .render import render_source_page
+from .security import BodyLimit, SecurityHeaders, TokenGate, allowed_host_names, is_loopback
+
+
+MAX_HISTORY_TURNS = 20
+MAX_TURN_CHARS = 4000
+ASK_WORKERS = 2  # one per core: more threads only fight over the GIL and starve the event loop
+
+Turn = Annotated[str, StringConstraints(strict=True, max_length=MAX_TURN_CHARS)]
 
 
 class AskRequest(BaseModel):
-    question: str = Field(..., max_length=MAX_QUESTION_CHARS, description="the question")
-    history: list[tuple[str, str]] = Field(default_factory=list, description="[[user, assistant], ...]")
-    k: int = Field(5, ge=1, le=MAX_K, description="passages to retrieve")
-    mode: str = Field("hybrid", pattern="^(hybrid|dense|lexical)$")
+    model_config = ConfigDict(extra="forbid")
+
+    question: StrictStr = Field(..., max_length=MAX_QUESTION_CHARS, description="the question")
+    history: list[tuple[Turn, Turn]] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS,
+                                             description="earlier turns, oldest first: [[user, assistant], ...]")
+    k: StrictInt = Field(5, ge=1, le=MAX_K, description="passages to retrieve")
+    mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
 
 
 def create_api(qa: QA) -> FastAPI:
     """The REST API (and the source viewer); user errors become 4xx JSON, never 500."""
     app = FastAPI(title="Grounded QA", version="0.1.0",
                   description="Every answer sentence cites an exact span: source[start:end] == text.")
+    ask_pool = ThreadPoolExecutor(max_workers=ASK_WORKERS, thread_name_prefix="qa-ask")
 
     @app.exception_handler(UsageError)
     async def usage_error(_: Request, exc: UsageError):
@@ -43,9 +63,16 @@ def create_api(qa: QA) -> FastAPI:
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         return JSONResponse({"error": f"{where or 'body'}: {first.get('msg', 'invalid request')}"}, status_code=422)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException):
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
     @app.post("/api/ask", summary="Answer a question with exact citations")
-    def ask(request: AskRequest) -> dict:
-        return qa.ask(request.question, history=request.history, k=request.k, mode=request.mode).to_json()
+    async def ask(request: AskRequest) -> dict:
+        # CPU work runs on a small pool of its own, so /healthz and the chat stay responsive under load.
+        work = partial(qa.ask, request.question, history=request.history, k=request.k, mode=request.mode)
+        answer = await asyncio.get_running_loop().run_in_executor(ask_pool, work)
+        return answer.to_json()
 
     @app.get("/api/sources", summary="List indexed sources")
     def sources() -> dict:
@@ -61,20 +88,48 @@ def create_api(qa: QA) -> FastAPI:
         return render_source_page(source, qa.source_text(source), start, end)
 
     @app.get("/healthz", summary="Liveness and index size")
-    def healthz() -> dict:
-        return {"status": "ok", "documents": len(qa.index.sources()), "chunks": qa.index.n_chunks}
+    async def healthz() -> dict:
+        index = await asyncio.get_running_loop().run_in_executor(None, lambda: qa.index)
+        return {"status": "ok", "documents": index.n_documents, "chunks": index.n_chunks}
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+    @app.api_route("/api/{rest:path}", methods=methods, include_in_schema=False)
+    @app.api_route("/healthz", methods=[m for m in methods if m != "GET"], include_in_schema=False)
+    def api_fallback(request: Request) -> JSONResponse:
+        """JSON 405 (wrong method on a real route) or 404 (no such route) under /api, not Gradio's pages."""
+        path = request.url.path
+        allowed = sorted({m for r in app.routes if isinstance(r, APIRoute) and r.endpoint is not api_fallback
+                          and r.path_regex.match(path) for m in r.methods})
+        if allowed:
+            return JSONResponse({"error": f"{request.method} is not allowed on {path}; use {', '.join(allowed)}"},
+                                status_code=405, headers={"Allow": ", ".join(allowed)})
+        return JSONResponse({"error": f"no such API route: {path}"}, status_code=404)
 
     return app
 
 
-def create_app(qa: QA) -> FastAPI:
+def create_app(qa: QA, host: str = "127.0.0.1", allow_hosts: list[str] | None = None,
+               token: str | None = None) -> FastAPI:
+    """The API with the chat mounted at /, behind the host check, body limit, optional token and headers."""
     import gradio as gr
 
     from .chat import CSS, build_chat
 
     app = create_api(qa)
-    return gr.mount_gradio_app(app, build_chat(qa), path="/", css=CSS, footer_links=["api"],
-                               theme=gr.themes.Soft(primary_hue="blue"))
+    # Gradio serves nothing from disk beyond its own assets: no allowed paths, the index and the
+    # corpus blocked outright, and its file and upload routes closed in SecurityHeaders.
+    app = gr.mount_gradio_app(app, build_chat(qa), path="/", css=CSS, footer_links=["api"],
+                              theme=gr.themes.Soft(primary_hue="blue"), allowed_paths=[],
+                              blocked_paths=[str(qa.settings.index_dir.resolve()), str(qa.settings.corpus.resolve())],
+                              max_file_size=0)
+    app.add_middleware(SecurityHeaders)
+    if token:
+        app.add_middleware(TokenGate, token=token)
+    app.add_middleware(BodyLimit)
+    names = allowed_host_names(host, allow_hosts)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=["*"] if "*" in names else names)
+    return app
 
 
 def check_port(host: str, port: int) -> None:
@@ -91,11 +146,22 @@ def check_port(host: str, port: int) -> None:
         raise QAError(f"Cannot listen on {host}:{port} ({exc.strerror}): choose another --port or --host") from exc
 
 
-def serve(qa: QA, host: str = "127.0.0.1", port: int = 7860) -> None:
+def serve(qa: QA, host: str = "127.0.0.1", port: int = 7860, allow_hosts: list[str] | None = None) -> None:
     """Serve the chat and the API until interrupted."""
+    import os
     import sys
 
     import uvicorn
+    from threadpoolctl import threadpool_limits
 
-    print(f"Serving the chat on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)", file=sys.stderr)
-    uvicorn.run(create_app(qa), host=host, port=port, log_level="warning")
+    # One BLAS thread per request thread: with a thread per core per call, concurrent requests on a
+    # small machine oversubscribe the cores and throughput collapses (measured 10x in bench/load.py).
+    threadpool_limits(limits=1)
+    token = os.environ.get("QA_TOKEN") or None
+    if not is_loopback(host):
+        print(f"warning: --host {host} makes the chat reachable from other machines"
+              + ("" if token else "; set QA_TOKEN to require a token"), file=sys.stderr)
+    where = f"http://{host}:{port}/" + (" (open it with ?token=QA_TOKEN)" if token else "")
+    print(f"Serving the chat on {where}  (API docs: http://{host}:{port}/docs)", file=sys.stderr)
+    uvicorn.run(create_app(qa, host, allow_hosts, token), host=host, port=port, log_level="warning",
+                server_header=False)
