@@ -120,8 +120,8 @@ class EmbeddingCache:
 
 
 def embed_resumably(model: Path, texts: list[str], cache: EmbeddingCache, progress,
-                    batch: int = 512) -> tuple[dict[str, np.ndarray], int]:
-    """Vectors for texts (cached ones reused) and how many went through the model in this run."""
+                    batch: int = 512) -> tuple[dict[str, np.ndarray], set[str]]:
+    """Vectors for texts (cached ones reused), and the texts that went through the model in this run."""
     found = cache.get_many(texts)
     todo = sorted((t for t in texts if t not in found), key=len)  # similar lengths batch with little padding
     for i in range(0, len(todo), batch):
@@ -131,7 +131,7 @@ def embed_resumably(model: Path, texts: list[str], cache: EmbeddingCache, progre
         found.update(zip(part, vectors))
         if progress:
             progress(min(i + batch, len(todo)), len(todo))
-    return found, len(todo)
+    return found, set(todo)
 
 
 def _embeddings_for(new: list[Chunk], conn, collection, model: Path, cache: EmbeddingCache,
@@ -158,7 +158,7 @@ def _embeddings_for(new: list[Chunk], conn, collection, model: Path, cache: Embe
     todo = [i for i, h in enumerate(hashes) if h not in known]
     texts = list(dict.fromkeys([new[i].text for i in todo] +
                                [t for i in todo for t in sentence_texts(new[i]) if t != new[i].text]))
-    fresh, _ = embed_resumably(model, texts, cache, progress)
+    fresh, embedded_now = embed_resumably(model, texts, cache, progress)
     dim = next(iter(fresh.values())).shape[0] if fresh else next(iter(known.values())).shape[0] if known else 384
     vectors = np.zeros((len(new), dim), dtype=np.float32)
     sentence_blobs = []
@@ -169,7 +169,7 @@ def _embeddings_for(new: list[Chunk], conn, collection, model: Path, cache: Embe
         else:
             vectors[i] = fresh[chunk.text]
             sentence_blobs.append(pack_vectors(np.stack([fresh[t] for t in sentence_texts(chunk)])))
-    return vectors, sentence_blobs, len(todo)
+    return vectors, sentence_blobs, sum(1 for i in todo if new[i].text in embedded_now)
 
 
 def _vector_copy_rows(index_dir: Path, old_meta: dict, wanted: dict, new_chunks: list[Chunk],

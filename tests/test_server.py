@@ -23,11 +23,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(corpus: Path, index_dir: Path):
+def start_server(corpus: Path, index_dir: Path, args: tuple[str, ...] = (), env_extra: dict | None = None):
     port = _free_port()
     env = {**os.environ, "QA_CORPUS": str(corpus), "QA_INDEX_DIR": str(index_dir), "HF_HUB_OFFLINE": "1",
-           "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen([sys.executable, "-m", "qa", "serve", "--port", str(port)], cwd=ROOT, env=env,
+           "GRADIO_ANALYTICS_ENABLED": "False", **(env_extra or {})}
+    proc = subprocess.Popen([sys.executable, "-m", "qa", "serve", "--port", str(port), *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 180
@@ -36,6 +36,7 @@ def start_server(corpus: Path, index_dir: Path):
             raise RuntimeError(f"server exited: {proc.stdout.read()}")
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                proc.url = url
                 return proc, url
         except httpx.HTTPError:
             time.sleep(0.3)

@@ -1,6 +1,6 @@
 """What stands between the network and the app: host check, body limit, optional token, headers.
 
-Plain ASGI middleware, outermost first: TrustedHost (DNS rebinding) -> body limit -> token ->
+Plain ASGI middleware, outermost first: TrustedHost (DNS rebinding) -> body limit and file check -> token ->
 headers -> the FastAPI app with the Gradio chat mounted at /.
 """
 
@@ -19,6 +19,7 @@ MAX_BODY_BYTES = 1_000_000
 TOKEN_COOKIE = "qa_token"
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
 # Gradio routes that take files from the client; the chat takes text only, so they are closed.
+GRADIO_API = ("/gradio_api/", "/queue/", "/run/", "/call/", "/api/predict")
 BLOCKED_PREFIXES = ("/gradio_api/upload", "/upload", "/gradio_api/file=/", "/file=/")
 
 
@@ -47,8 +48,27 @@ async def send_json(send, status: int, body: dict, headers: list[tuple[bytes, by
     await send({"type": "http.response.body", "body": data})
 
 
-class BodyLimit:
-    """413 for a request body over max_bytes, declared or streamed, before any of it is parsed."""
+def names_a_file(value) -> bool:
+    """True if a JSON value holds anything shaped like Gradio's FileData (a dict with a path or url).
+
+    Gradio copies such a value into its cache and serves it, whichever component it is sent to (even a
+    Textbox), so a request naming /etc/shadow would get it back. The chat takes text, never files.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "path" in item or "url" in item or "_type" in item:
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+class RequestGuard:
+    """413 for a request body over max_bytes, declared or streamed, before any of it is parsed; 422 for a
+    Gradio call that names a file."""
 
     def __init__(self, app, max_bytes: int = MAX_BODY_BYTES):
         self.app, self.max_bytes = app, max_bytes
@@ -72,6 +92,13 @@ class BodyLimit:
             if not message.get("more_body"):
                 break
         body, replayed = b"".join(parts), False
+        if scope["path"].startswith(GRADIO_API) and body:
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                payload = None
+            if payload is None or names_a_file(payload):
+                return await send_json(send, 422, {"error": "the chat takes text only"})
 
         async def replay():
             nonlocal replayed

@@ -19,7 +19,7 @@ from index.errors import NotFoundError, QAError, UsageError
 from qa.engine import MAX_K, MAX_QUESTION_CHARS, QA
 
 from .render import render_source_page
-from .security import BodyLimit, SecurityHeaders, TokenGate, allowed_host_names, is_loopback
+from .security import RequestGuard, SecurityHeaders, TokenGate, allowed_host_names, is_loopback
 
 
 MAX_HISTORY_TURNS = 20
@@ -126,7 +126,7 @@ def create_app(qa: QA, host: str = "127.0.0.1", allow_hosts: list[str] | None = 
     app.add_middleware(SecurityHeaders)
     if token:
         app.add_middleware(TokenGate, token=token)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(RequestGuard)
     names = allowed_host_names(host, allow_hosts)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=["*"] if "*" in names else names)
     return app

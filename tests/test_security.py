@@ -1,0 +1,207 @@
+"""A hostile client against a live `qa serve`: file reads through Gradio, DNS rebinding, oversized and
+mistyped requests, missing headers, the optional token."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import SEEDS
+from .test_server import start_server, stop_server
+
+pytestmark = pytest.mark.slow
+HOSTNAME_FILE = Path("/etc/hostname")
+
+
+@pytest.fixture(scope="module")
+def hostile(seed_settings, tmp_path_factory):
+    """A server with its own Gradio temp folder, so the test can see what Gradio copied into it."""
+    gradio_tmp = tmp_path_factory.mktemp("gradio-tmp")
+    proc, url = start_server(SEEDS, seed_settings.index_dir, env_extra={"GRADIO_TEMP_DIR": str(gradio_tmp)})
+    yield url, gradio_tmp
+    stop_server(proc)
+
+
+def _gradio_call(url: str, data: list) -> str:
+    """POST a call to the chat's Gradio endpoint and return everything the event stream says."""
+    started = httpx.post(url + "/gradio_api/call/chat", json={"data": data})
+    if started.status_code != 200:
+        return started.text
+    event = started.json()["event_id"]
+    return httpx.get(f"{url}/gradio_api/call/chat/{event}", timeout=60).text
+
+
+@pytest.mark.parametrize("history_message", [
+    {"role": "user", "content": [{"type": "file", "file": {"path": str(HOSTNAME_FILE),
+                                                           "meta": {"_type": "gradio.FileData"}}}]},
+    {"role": "user", "content": {"path": str(HOSTNAME_FILE), "meta": {"_type": "gradio.FileData"}}},
+])
+def test_the_chat_never_copies_a_client_named_file(hostile, history_message):
+    url, gradio_tmp = hostile
+    secret = HOSTNAME_FILE.read_text().strip()
+    for data in (["hello", [history_message], 5, "hybrid"], ["hello", 5, "hybrid"],
+                 [{"path": str(HOSTNAME_FILE), "meta": {"_type": "gradio.FileData"}}, 5, "hybrid"]):
+        said = _gradio_call(url, data)
+        assert str(HOSTNAME_FILE) not in said and "gradio_api/file=" not in said
+    assert not [p for p in gradio_tmp.rglob("*") if p.is_file()], "Gradio copied a client-named file"
+    for path in (f"/gradio_api/file={HOSTNAME_FILE}", "/gradio_api/file=/etc/passwd",
+                 f"/gradio_api/file={gradio_tmp}/x", "/file=/etc/passwd"):
+        response = httpx.get(url + path)
+        assert response.status_code in (403, 404) and "root:" not in response.text
+        assert secret not in response.text or secret in ("localhost",)
+    upload = httpx.post(url + "/gradio_api/upload", files={"files": ("a.txt", b"hello")})
+    assert upload.status_code in (403, 422)
+
+
+def test_the_chat_still_answers_with_text_only(hostile):
+    said = _gradio_call(hostile[0], ["Which drug killed Daniel Whitworth?", 5, "hybrid"])
+    assert "GHB [1]" in said
+
+
+@pytest.mark.parametrize("host, status", [("evil.example", 400), ("localhost", 200), ("127.0.0.1", 200)])
+def test_only_the_bound_host_names_are_answered(hostile, host, status):
+    port = hostile[0].rsplit(":", 1)[1]
+    assert httpx.get(hostile[0] + "/healthz", headers={"Host": f"{host}:{port}"}).status_code == status
+
+
+def test_allow_host_adds_a_name(seed_settings):
+    proc, url = start_server(SEEDS, seed_settings.index_dir, args=("--allow-host", "qa.example"))
+    try:
+        assert httpx.get(url + "/healthz", headers={"Host": "qa.example"}).status_code == 200
+        assert httpx.get(url + "/healthz", headers={"Host": "evil.example"}).status_code == 400
+    finally:
+        stop_server(proc)
+
+
+@pytest.mark.parametrize("body, status", [
+    ({"question": "hi", "history": [["q", "a"]] * 988}, 422),
+    ({"question": "hi", "history": [["q" * 5000, "a"]]}, 422),
+    ({"question": "hi", "history": [[1, "a"]]}, 422),
+    ({"question": "hi", "k": "5"}, 422),
+    ({"question": "hi", "k": True}, 422),
+    ({"question": "hi", "k": 5.5}, 422),
+    ({"question": "hi", "extra": 1}, 422),
+    ({"question": "hi", "history": [["x", "y"]] * 20}, 200),
+])
+def test_request_bounds_and_strict_types(hostile, body, status):
+    response = httpx.post(hostile[0] + "/api/ask", json=body, timeout=30)
+    assert response.status_code == status
+    if status != 200:
+        assert "error" in response.json()
+
+
+def test_huge_bodies_are_refused_before_parsing(hostile):
+    huge = json.dumps({"question": "hi", "history": [["x" * 1000, "y"]] * 5000}).encode()
+    response = httpx.post(hostile[0] + "/api/ask", content=huge, headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "error" in response.json()
+
+    def chunks():
+        for _ in range(2000):
+            yield b"x" * 1000
+
+    streamed = httpx.post(hostile[0] + "/api/ask", content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413
+
+
+@pytest.mark.parametrize("method, path, status", [
+    ("GET", "/api/ask", 405), ("DELETE", "/api/sources", 405), ("POST", "/healthz", 405),
+    ("GET", "/api/nope", 404), ("POST", "/api/ask/extra", 404),
+])
+def test_wrong_methods_and_routes_get_json_errors(hostile, method, path, status):
+    response = httpx.request(method, hostile[0] + path)
+    assert response.status_code == status and "error" in response.json()
+
+
+def test_invalid_utf8_body_is_a_json_error(hostile):
+    response = httpx.post(hostile[0] + "/api/ask", content=b'{"question": "\xff\xfe"}',
+                          headers={"content-type": "application/json"})
+    assert response.status_code in (400, 422) and "error" in response.json()
+
+
+@pytest.mark.parametrize("path", ["/", "/view/000_66c9290ad1937cce.txt", "/api/sources"])
+def test_security_headers(hostile, path):
+    headers = httpx.get(hostile[0] + path).headers
+    assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+
+
+def test_token_guards_rest_and_chat_when_set(seed_settings):
+    proc, url = start_server(SEEDS, seed_settings.index_dir, args=("--host", "0.0.0.0"),
+                             env_extra={"QA_TOKEN": "s3cret-token"})
+    url = url.replace("0.0.0.0", "127.0.0.1")
+    try:
+        ask = {"question": "Which drug killed Daniel Whitworth?"}
+        assert httpx.post(url + "/api/ask", json=ask).status_code == 401
+        assert httpx.post(url + "/api/ask", json=ask, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert httpx.get(url + "/").status_code == 401
+        ok = httpx.post(url + "/api/ask", json=ask, headers={"Authorization": "Bearer s3cret-token"})
+        assert ok.status_code == 200 and "GHB" in ok.json()["answer"]
+        with httpx.Client(base_url=url, follow_redirects=True) as browser:
+            page = browser.get("/?token=s3cret-token")
+            assert page.status_code == 200 and "token=" not in str(page.url)
+            assert browser.get("/api/sources").status_code == 200  # the cookie carries on
+        assert httpx.get(url + "/healthz").status_code == 200
+    finally:
+        stop_server(proc)
+        output = proc.stdout.read()
+    assert "warning: --host 0.0.0.0 makes the chat reachable from other machines" in output
+
+
+def test_followup_resolution_does_not_recurse_over_long_histories():
+    from qa.followup import resolve_followup
+
+    history = [("Which drug killed Daniel Whitworth?", "GHB")] * 5000
+    assert resolve_followup("How old was he?", history) == "How old was Daniel Whitworth?"
+
+
+def test_a_symlink_out_of_the_corpus_is_never_indexed_or_served(tmp_path):
+    from .test_cli import run_qa
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "notes.txt").write_text("Ada Quist keeps the lighthouse at Rye.", encoding="utf-8")
+    outside = tmp_path / "secret.txt"
+    outside.write_text("The launch code is 0000.", encoding="utf-8")
+    (corpus / "link.txt").symlink_to(outside)
+    (corpus / "linked-dir").symlink_to(tmp_path, target_is_directory=True)
+    (corpus / "inside.txt").symlink_to(corpus / "notes.txt")
+    result = run_qa("index", str(corpus), index_dir=tmp_path / "idx")
+    assert result.returncode == 0
+    assert "warning: skipped link.txt: symbolic link to a file outside the corpus" in result.stderr
+    listed = run_qa("source", "--list", index_dir=tmp_path / "idx").stdout.split()
+    assert listed == ["inside.txt", "notes.txt"]
+    assert run_qa("source", "link.txt", index_dir=tmp_path / "idx").returncode == 2
+    answer = run_qa("ask", "What is the launch code?", "--json", index_dir=tmp_path / "idx",
+                    env_extra={"QA_CORPUS": str(corpus)})
+    assert "0000" not in answer.stdout
+
+
+def test_terminal_output_is_safe_from_document_text(tmp_path):
+    from .test_cli import run_qa
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "ansi.txt").write_text("Ada Quist keeps the \x1b[2J\x1b[31mlighthouse\x1b[0m at Rye.", encoding="utf-8")
+    (corpus / "bad\nname.txt").write_text("Another file.", encoding="utf-8")
+    indexed = run_qa("index", str(corpus), index_dir=tmp_path / "idx")
+    assert "skipped bad\\nname.txt: file name contains control characters" in indexed.stderr
+    assert run_qa("source", "--list", index_dir=tmp_path / "idx").stdout.splitlines() == ["ansi.txt"]
+    answer = run_qa("ask", "Who keeps the lighthouse?", index_dir=tmp_path / "idx",
+                    env_extra={"QA_CORPUS": str(corpus)})
+    assert "Ada Quist" in answer.stdout and "\x1b" not in answer.stdout and "\\x1b[31m" in answer.stdout
+
+
+def test_a_closed_pipe_is_not_a_traceback(seed_settings):
+    import os
+    import sys
+
+    env = {**os.environ, "QA_INDEX_DIR": str(seed_settings.index_dir), "QA_CORPUS": str(SEEDS)}
+    result = subprocess.run(f"{sys.executable} -m qa source 000_66c9290ad1937cce.txt | head -c 10",
+                            shell=True, env=env, capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
+    result = subprocess.run(f"{sys.executable} -m qa ask 'Which drug killed Daniel Whitworth?' --json -k 50 "
+                            "| head -1", shell=True, env=env, capture_output=True, text=True,
+                            cwd=Path(__file__).parent.parent)
+    assert result.stdout.strip() == "{" and "Traceback" not in result.stderr
