@@ -42,13 +42,15 @@ class IndexReport:
     unchanged: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     embedded: int = 0  # chunk texts that went through the model in this run
+    texts_embedded: int = 0  # all texts (chunks and their sentences) that went through the model
     rebuilt: bool = False
     seconds: float = 0.0
 
     def summary(self) -> str:
         return (f"Indexed {self.documents} documents, {self.chunks} chunks "
                 f"({len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed, "
-                f"{len(self.unchanged)} unchanged; {self.embedded} chunks embedded) in {self.seconds:.1f}s")
+                f"{len(self.unchanged)} unchanged; {self.embedded} chunks embedded, "
+                f"{self.texts_embedded} texts through the model) in {self.seconds:.1f}s")
 
 
 def text_hash(text: str) -> str:
@@ -135,8 +137,8 @@ def embed_resumably(model: Path, texts: list[str], cache: EmbeddingCache, progre
 
 
 def _embeddings_for(new: list[Chunk], conn, collection, model: Path, cache: EmbeddingCache,
-                    progress) -> tuple[np.ndarray, list[bytes], int]:
-    """Chunk vectors, packed sentence vectors and the count of chunk texts embedded, for the new chunks.
+                    progress) -> tuple[np.ndarray, list[bytes], int, int]:
+    """Chunk vectors, packed sentence vectors, and the counts of chunk texts and of all texts embedded.
 
     Texts already in the index (a moved or copied paragraph) reuse their stored vectors; a
     sentence that is the whole chunk shares the chunk's vector; texts embedded by an
@@ -169,7 +171,7 @@ def _embeddings_for(new: list[Chunk], conn, collection, model: Path, cache: Embe
         else:
             vectors[i] = fresh[chunk.text]
             sentence_blobs.append(pack_vectors(np.stack([fresh[t] for t in sentence_texts(chunk)])))
-    return vectors, sentence_blobs, sum(1 for i in todo if new[i].text in embedded_now)
+    return vectors, sentence_blobs, sum(1 for i in todo if new[i].text in embedded_now), len(embedded_now)
 
 
 def _vector_copy_rows(index_dir: Path, old_meta: dict, wanted: dict, new_chunks: list[Chunk],
@@ -334,8 +336,8 @@ def _build_locked(settings: Settings, corpus: Path, rebuild: bool, progress, all
 
     cache = EmbeddingCache(index_dir, model)
     try:
-        vectors, sentence_blobs, report.embedded = _embeddings_for(new_chunks, conn, collection, model, cache,
-                                                                   progress)
+        vectors, sentence_blobs, report.embedded, report.texts_embedded = _embeddings_for(
+            new_chunks, conn, collection, model, cache, progress)
     finally:
         cache.close()
     for i in range(0, len(new_chunks), CHROMA_BATCH):

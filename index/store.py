@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import zlib
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -184,18 +186,31 @@ def read_vector_copy(index_dir: Path, meta: dict[str, str]) -> tuple[list[str], 
     return ids, vectors
 
 
+_CHROMA_LOCK = threading.Lock()
+
+
 def open_chroma(settings: Settings):
-    """The Chroma client: HttpClient when CHROMA_HOST is set, else a PersistentClient in the index folder."""
+    """The Chroma client: HttpClient when CHROMA_HOST is set, else a PersistentClient in the index folder.
+
+    One client per place and process: chromadb's client constructor is not thread-safe (two threads
+    opening the same path at once fail with a KeyError), and a server reopens the index after every run.
+    """
+    with _CHROMA_LOCK:
+        return _chroma_client(settings.chroma_host, settings.chroma_port, str(settings.index_dir / "chroma"))
+
+
+@lru_cache(maxsize=16)
+def _chroma_client(host: str | None, port: int, path: str):
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
     chroma_settings = ChromaSettings(anonymized_telemetry=False)
     try:
-        if settings.chroma_host:
-            return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
-        return chromadb.PersistentClient(path=str(settings.index_dir / "chroma"), settings=chroma_settings)
+        if host:
+            return chromadb.HttpClient(host=host, port=port, settings=chroma_settings)
+        return chromadb.PersistentClient(path=path, settings=chroma_settings)
     except Exception as exc:  # chromadb raises bare ValueError/ConnectionError variants
-        where = f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host else settings.index_dir
+        where = f"{host}:{port}" if host else path
         raise QAError(f"Cannot open the Chroma store at {where}: {exc}") from exc
 
 

@@ -115,8 +115,6 @@ class QA:
             index = self.index
             try:
                 answer = self._ask(index, question, history, k, mode)
-            except QAError:
-                raise
             except Exception:  # e.g. Chroma's collection dropped by a rebuild mid-question
                 if index.is_current():
                     raise
