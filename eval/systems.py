@@ -14,7 +14,7 @@ System = Callable[[str, list], dict]
 
 def ours(qa: QA, mode: str = "hybrid", k: int = 5) -> System:
     chain = build_chain(qa, k=k, mode=mode)
-    return lambda question, history: chain.invoke({"question": question, "history": history}).to_json()
+    return lambda question, history: chain.invoke({"question": question, "history": history}).response_metadata["answer"]
 
 
 class _QueryEmbeddings:
