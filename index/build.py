@@ -21,6 +21,11 @@ from .config import Settings
 from .embed import embed_documents, model_path
 from .errors import IndexBusyError, NotFoundError, QAError, UsageError
 from .lexical import term_counts
+
+
+def chunk_terms(text: str, headings: str):
+    """BM25 terms of a chunk: its words and those of the headings above it (a definition is found by its term)."""
+    return term_counts(f"{headings}\n{text}" if headings else text)
 from .load import Document, Skipped, load_corpus
 from .store import (VectorCopyDamaged, check_index_dir, current_meta, drop_collection, open_collection,
                     open_side_store, publish_vector_copy, read_vector_copy, side_store_path, unpack_postings,
@@ -345,7 +350,8 @@ def _build_locked(settings: Settings, corpus: Path, rebuild: bool, progress, all
         _chroma(collection.upsert,
                 ids=[c.chunk_id for c in part], embeddings=vectors[i:i + CHROMA_BATCH],
                 documents=[c.text for c in part],
-                metadatas=[{"source": c.source, "start": c.start, "end": c.end} for c in part])
+                metadatas=[{"source": c.source, "start": c.start, "end": c.end, "headings": c.headings,
+                            **({"page": c.page} if c.page else {})} for c in part])
     dim = vectors.shape[1] if len(new_chunks) else int(meta.get("dim", 384))
     copy_ids, copy_matrix = _vector_copy_rows(index_dir, meta, wanted, new_chunks, vectors, collection)
     copy_crc = write_vector_copy(index_dir, copy_ids, copy_matrix, generation)
@@ -356,18 +362,19 @@ def _build_locked(settings: Settings, corpus: Path, rebuild: bool, progress, all
         for i in range(0, len(stale_ids), 900):
             part = stale_ids[i:i + 900]
             marks = ",".join("?" * len(part))
-            for row, text in conn.execute(f"SELECT row, text FROM chunks WHERE chunk_id IN ({marks})", part):
-                for term in term_counts(text):
+            for row, text, headings in conn.execute(
+                    f"SELECT row, text, headings FROM chunks WHERE chunk_id IN ({marks})", part):
+                for term in chunk_terms(text, headings):
                     removed_rows[term].add(row)
             conn.execute(f"DELETE FROM chunks WHERE chunk_id IN ({marks})", part)
         for chunk, sentence_blob in zip(new_chunks, sentence_blobs):
-            counts = term_counts(chunk.text)
+            counts = chunk_terms(chunk.text, chunk.headings)
             length = sum(counts.values())
             cur = conn.execute(
-                'INSERT INTO chunks (chunk_id, source, start, "end", text, text_hash, n_terms, sentence_vectors) '
-                "VALUES (?,?,?,?,?,?,?,?)",
+                'INSERT INTO chunks (chunk_id, source, start, "end", text, text_hash, n_terms, sentence_vectors, '
+                "headings, page) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (chunk.chunk_id, chunk.source, chunk.start, chunk.end, chunk.text, text_hash(chunk.text), length,
-                 sentence_blob))
+                 sentence_blob, chunk.headings, chunk.page))
             for term, tf in counts.items():
                 added_rows[term].append((cur.lastrowid, tf, length))
         update_postings(conn, removed_rows, added_rows)

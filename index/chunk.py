@@ -6,6 +6,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from .formats import heading_label, read_txt
 from .load import Document
 
 MAX_CHUNK_CHARS = 500
@@ -15,7 +16,6 @@ ABBREVIATIONS = {
     "fig", "gen", "col", "lt", "sgt", "rev", "hon", "mt", "e.g", "i.e", "cf", "approx",
 }
 _SENTENCE_END = re.compile(r"""[.!?]+['"\u2019\u201d)\]]*(?=\s)""")
-_TERMINAL = re.compile(r"""[.!?:;'"\u2019\u201d)\]]\s*$""")
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,8 @@ class Chunk:
     start: int
     end: int
     text: str  # == canonical_text(source)[start:end]
+    headings: str = ""  # the heading path it sits under: "2. Definitions > 2.3 Contributor"
+    page: int | None = None  # PDF page
 
 
 def make_chunk_id(source: str, doc_hash: str, start: int, end: int) -> str:
@@ -39,28 +41,6 @@ def _trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
     while end > start and text[end - 1].isspace():
         end -= 1
     return (start, end) if start < end else None
-
-
-def split_paragraphs(text: str) -> list[tuple[int, int]]:
-    """Offsets of paragraphs: a line break ends one unless the line wraps mid-sentence.
-
-    A line that ends without terminal punctuation and is followed by a lowercase line is
-    a hard wrap, so the paragraph (and its sentence) continues onto the next line.
-    """
-    spans, start = [], 0
-    lines = text.split("\n")
-    pos = 0
-    for i, line in enumerate(lines):
-        pos_end = pos + len(line)
-        nxt = lines[i + 1].lstrip() if i + 1 < len(lines) else ""
-        wraps = line.strip() and nxt[:1].islower() and not _TERMINAL.search(line)
-        if not wraps:
-            span = _trimmed(text, start, pos_end)
-            if span:
-                spans.append(span)
-            start = pos_end + 1
-        pos = pos_end + 1
-    return spans
 
 
 def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
@@ -100,25 +80,53 @@ def _split_long(text: str, start: int, end: int, limit: int) -> list[tuple[int, 
     return [p for p in pieces if p[0] < p[1]]
 
 
+def _line_groups(text: str, start: int, end: int, limit: int) -> list[tuple[int, int]]:
+    """Consecutive lines of a code block or table, grouped up to about `limit` characters."""
+    groups, group_start, pos = [], start, start
+    while pos < end:
+        nl = text.find("\n", pos, end)
+        stop = end if nl == -1 else nl
+        if stop - group_start > limit and pos > group_start:
+            groups.append((group_start, pos - 1))
+            group_start = pos
+        pos = stop + 1
+    groups.append((group_start, end))
+    return [g for piece in groups for g in _split_long(text, *piece, limit) if text[g[0]:g[1]].strip()]
+
+
+def heading_path(stack: list[tuple[int, str]]) -> str:
+    return " > ".join(label for _, label in stack if label)
+
+
 def chunk_document(doc: Document, max_chars: int = MAX_CHUNK_CHARS) -> list[Chunk]:
-    """Group consecutive sentences of a paragraph into chunks of at most max_chars."""
+    """Chunks of at most max_chars inside each block (sentences of a paragraph grouped; lines of code or
+    of a table grouped), each carrying the heading path above it. A heading alone is never a chunk."""
     text, chunks = doc.text, []
-
-    def emit(s: int, e: int) -> None:
-        chunks.append(Chunk(make_chunk_id(doc.source, doc.doc_hash, s, e), doc.source, s, e, text[s:e]))
-
-    for p_start, p_end in split_paragraphs(text):
-        group: tuple[int, int] | None = None
-        for s, e in split_sentences(text, p_start, p_end):
-            for ps, pe in _split_long(text, s, e, max_chars):
-                if group and pe - group[0] <= max_chars:
-                    group = (group[0], pe)
-                    continue
-                if group:
-                    emit(*group)
-                group = (ps, pe)
-        if group:
-            emit(*group)
+    blocks = doc.blocks or read_txt(text).blocks
+    stack: list[tuple[int, str]] = []  # (level, label) of the headings above
+    for block in blocks:
+        if block.kind == "heading":
+            stack = [h for h in stack if h[0] < block.level] + [(block.level, heading_label(text, block))]
+            continue
+        if block.kind == "text":
+            pieces = []
+            group: tuple[int, int] | None = None
+            for s, e in split_sentences(text, block.start, block.end):
+                for ps, pe in _split_long(text, s, e, max_chars):
+                    if group and pe - group[0] <= max_chars:
+                        group = (group[0], pe)
+                        continue
+                    if group:
+                        pieces.append(group)
+                    group = (ps, pe)
+            if group:
+                pieces.append(group)
+        else:
+            pieces = _line_groups(text, block.start, block.end, max_chars)
+        path = heading_path(stack)
+        for s, e in pieces:
+            chunks.append(Chunk(make_chunk_id(doc.source, doc.doc_hash, s, e), doc.source, s, e, text[s:e],
+                                path, block.page))
     return chunks
 
 

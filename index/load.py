@@ -1,4 +1,5 @@
-"""Read a folder of documents into canonical text; skip what cannot be read, with a reason."""
+"""Read a folder of documents (.txt, .md, .html, .pdf, .docx) into canonical text and blocks; skip what
+cannot be read, with a reason."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import NotFoundError
+from .formats import (HTML_SUFFIXES, MARKDOWN_SUFFIXES, SUFFIXES, Block, Parsed, Unreadable, read_docx, read_html,
+                      read_md, read_pdf, read_txt)
 
-TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".text", ".rst", ""}
 MAX_FILE_BYTES = 20_000_000
 
 
@@ -18,6 +20,7 @@ class Document:
     source: str  # path relative to the corpus root, POSIX separators
     doc_hash: str  # sha256 of the file's bytes
     text: str  # canonical text
+    blocks: tuple[Block, ...] = ()  # headings, paragraphs, code, tables: offsets into text (empty: parse as .txt)
 
 
 @dataclass(frozen=True)
@@ -36,23 +39,39 @@ def canonical_text(data: bytes) -> str:
     return text[1:] if text.startswith("\ufeff") else text
 
 
-def read_document(path: Path, source: str) -> Document | Skipped:
-    """Load one file, or say why it was skipped (binary, not UTF-8, empty, too large)."""
+def parse(suffix: str, data: bytes) -> Parsed:
+    """Canonical text and blocks of a file's bytes, by format; Unreadable (or UnicodeDecodeError) if it cannot be."""
+    if suffix == ".pdf":
+        return read_pdf(data)
+    if suffix == ".docx":
+        return read_docx(data)
+    if suffix in HTML_SUFFIXES:
+        return read_html(data)
+    if b"\x00" in data[:8192]:
+        raise Unreadable("binary file")
+    text = canonical_text(data)
+    return read_md(text) if suffix in MARKDOWN_SUFFIXES else read_txt(text)
+
+
+def read_document(path: Path, source: str) -> tuple[Document | Skipped, list[Skipped]]:
+    """Load one file, or say why it was skipped (binary, not UTF-8, empty, too large, broken); plus notes."""
     try:
         data = path.read_bytes()
     except OSError as exc:
-        return Skipped(source, f"unreadable ({exc.strerror})")
+        return Skipped(source, f"unreadable ({exc.strerror})"), []
     if len(data) > MAX_FILE_BYTES:
-        return Skipped(source, f"larger than {MAX_FILE_BYTES // 1_000_000} MB")
-    if b"\x00" in data[:8192]:
-        return Skipped(source, "binary file")
+        return Skipped(source, f"larger than {MAX_FILE_BYTES // 1_000_000} MB"), []
     try:
-        text = canonical_text(data)
+        parsed = parse(path.suffix.lower(), data)
     except UnicodeDecodeError as exc:
-        return Skipped(source, f"not UTF-8 (byte {exc.start})")
-    if not text.strip():
-        return Skipped(source, "empty")
-    return Document(source=source, doc_hash=hashlib.sha256(data).hexdigest(), text=text)
+        return Skipped(source, f"not UTF-8 (byte {exc.start})"), []
+    except Unreadable as exc:
+        return Skipped(source, str(exc)), []
+    if not parsed.text.strip() or not any(b.kind != "heading" for b in parsed.blocks):
+        return Skipped(source, "empty"), []
+    document = Document(source=source, doc_hash=hashlib.sha256(data).hexdigest(), text=parsed.text,
+                        blocks=tuple(parsed.blocks))
+    return document, [Skipped(source, note) for note in parsed.notes]
 
 
 def _has_control_chars(name: str) -> bool:
@@ -94,9 +113,10 @@ def load_corpus(root: Path) -> tuple[list[Document], list[Skipped]]:
     files, skipped = list_files(root)
     documents = []
     for path, source in files:
-        if path.suffix.lower() not in TEXT_SUFFIXES:
+        if path.suffix.lower() not in SUFFIXES:
             skipped.append(Skipped(source, f"unsupported file type {path.suffix!r}"))
             continue
-        result = read_document(path, source)
+        result, notes = read_document(path, source)
         (documents if isinstance(result, Document) else skipped).append(result)
+        skipped += notes
     return documents, sorted(skipped, key=lambda s: s.path)

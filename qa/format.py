@@ -19,6 +19,12 @@ def snippet(text: str, limit: int = 240) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
+def where(source: str, line: int, page: int | None = None, headings: str = "") -> str:
+    """source:line, with the PDF page and the heading path when there are any."""
+    extra = ", ".join(x for x in (f"p. {page}" if page else "", headings) if x)
+    return f"{source}:{line}" + (f" ({extra})" if extra else "")
+
+
 def format_answer(answer: Answer, show_query: bool = False) -> str:
     """The answer, then one line per citation:  [n] source:line  "span"."""
     lines = []
@@ -31,8 +37,8 @@ def format_answer(answer: Answer, show_query: bool = False) -> str:
     if answer.abstained:
         lines.append("Closest passages:")
         for p in answer.passages[:3]:
-            lines.append(f"  {p.source}:{p.line}  \"{snippet(p.text)}\"")
+            lines.append(f"  {where(p.source, p.line, p.page, p.headings)}  \"{snippet(p.text)}\"")
     else:
         for c in answer.citations:
-            lines.append(f"[{c.n}] {c.source}:{c.line}  \"{snippet(c.text)}\"")
+            lines.append(f"[{c.n}] {where(c.source, c.line, c.page, c.headings)}  \"{snippet(c.text)}\"")
     return terminal_safe("\n".join(lines))

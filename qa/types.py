@@ -18,6 +18,8 @@ class Passage:
     score: float
     dense: float | None = None  # cosine similarity to the question
     lexical: float | None = None  # BM25 score
+    headings: str = ""  # heading path above the chunk
+    page: int | None = None  # PDF page
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -35,6 +37,8 @@ class Citation:
     chunk_id: str
     score: float
     line: int
+    headings: str = ""  # heading path above the cited sentence
+    page: int | None = None  # PDF page
 
     def to_json(self) -> dict:
         return asdict(self)

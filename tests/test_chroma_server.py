@@ -44,7 +44,7 @@ def test_index_and_answer_through_a_chroma_server(chroma_server, tmp_path):
     settings = load_settings(corpus=SEEDS, index_dir=tmp_path / "index", chroma_host="localhost",
                              chroma_port=chroma_server)
     report = build_index(settings)
-    assert report.chunks == 39
+    assert report.chunks == 37
     assert not (tmp_path / "index" / "chroma").exists()  # vectors live in the server
     qa = QA(settings, build_if_missing=False, fast_start=True)  # fast start is off in server mode
     answer = qa.ask("Which drug killed Daniel Whitworth?")

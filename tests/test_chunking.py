@@ -33,8 +33,9 @@ def test_every_chunk_slices_its_document_exactly():
 
 def test_chunks_do_not_cross_paragraphs_but_follow_hard_wrapped_lines():
     text = "Title line\nFirst sentence wraps\nonto this line. Second one.\n\nNew paragraph."
-    chunks = [c.text for c in chunk_document(_doc(text))]
-    assert chunks == ["Title line", "First sentence wraps\nonto this line. Second one.", "New paragraph."]
+    chunks = chunk_document(_doc(text))
+    assert [c.text for c in chunks] == ["First sentence wraps\nonto this line. Second one.", "New paragraph."]
+    assert [c.headings for c in chunks] == ["Title line", "Title line"]  # the title is context, not a chunk
 
 
 def test_identical_chunks_are_stored_once():

@@ -25,7 +25,10 @@ def test_ask_prints_the_cited_answer(built_index):
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == ("Mr Whitworth, 21, was killed by Port after being given a fatal dose "
                                              "of the date rape drug GHB [1].")
-    assert '[1] 002_20261bb465ea9f56.txt:22  "Mr Whitworth, 21,' in result.stdout
+    citation = result.stdout.splitlines()[2]
+    assert citation.startswith("[1] 002_20261bb465ea9f56.txt:22 (Slow pace of probe into Stephen Port")  # its title
+    assert citation.endswith('  "Mr Whitworth, 21, was killed by Port after being given a fatal dose of the date rape '
+                             'drug GHB."')
 
 
 def test_ask_json_is_the_answer_shape(built_index):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from html import escape
 from urllib.parse import quote
 
+from qa.format import where
 from qa.types import Answer
 
 from .security import VIEW_SCRIPT
@@ -26,12 +27,14 @@ def _paragraph_around(text: str, start: int, end: int) -> tuple[str, str, str]:
     return before, text[start:end], after
 
 
-def _card(label: str, source: str, line: int, start: int, end: int, text: str, extra: str = "") -> str:
+def _card(label: str, source: str, line: int, start: int, end: int, text: str, extra: str = "",
+          page: int | None = None, headings: str = "") -> str:
     before, span, after = _paragraph_around(text, start, end)
+    place = escape(where(source, line, page, headings))
     return (
         f'<a class="qa-card" href="{escape(source_link(source, start, end))}" target="_blank" rel="noopener">'
         f'<div class="qa-card-head"><span class="qa-n">{escape(label)}</span>'
-        f'<span class="qa-src">{escape(source)}:{line}</span>{extra}</div>'
+        f'<span class="qa-src">{place}</span>{extra}</div>'
         f'<div class="qa-ctx">{escape(before)}<mark class="qa-span">{escape(span)}</mark>{escape(after)}</div>'
         f'<div class="qa-open">Open source \u2197</div></a>')
 
@@ -51,9 +54,10 @@ def render_cards(answer: Answer | None, document_text) -> str:
         for p in answer.passages[:3]:
             text = document_text(p.source)
             parts.append(_card("\u2022", p.source, p.line, p.start, p.end, text,
-                               f'<span class="qa-score">score {p.score:.3f}</span>'))
+                               f'<span class="qa-score">score {p.score:.3f}</span>', p.page, p.headings))
     for c in answer.citations:
-        parts.append(_card(f"[{c.n}]", c.source, c.line, c.start, c.end, document_text(c.source)))
+        parts.append(_card(f"[{c.n}]", c.source, c.line, c.start, c.end, document_text(c.source), "", c.page,
+                           c.headings))
     return "\n".join(parts)
 
 

@@ -1,0 +1,349 @@
+"""Readers per file format: bytes in, canonical text and its blocks out.
+
+A block is a heading, a paragraph, a code block or a table, with exact offsets into the
+canonical text. Plain text and Markdown keep the file's own text as canonical (offsets point
+into what the user wrote); HTML, PDF and Word have their text extracted, and the canonical
+text is the extracted blocks joined by blank lines. Parsing is left to libraries made for
+each format (markdown-it-py, selectolax, pypdf, python-docx).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Block:
+    start: int
+    end: int
+    kind: str  # "heading", "text", "code" or "table"
+    level: int = 0  # heading depth, 1 = top
+    page: int | None = None  # PDF page, 1-based
+
+
+class Unreadable(Exception):
+    """The file cannot be read as its format says; the message is the reason shown to the user."""
+
+
+@dataclass
+class Parsed:
+    text: str
+    blocks: list[Block]
+    notes: list[str]  # things the user should know, e.g. a PDF page without text
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if start < end else None
+
+
+# -- plain text ---------------------------------------------------------------------------------------
+
+_TERMINAL = re.compile(r"""[.!?:;'"\u2019\u201d)\]]\s*$""")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+\u2022]|\(?\d{1,3}[.)]|\(?[a-z][.)])\s+\S")
+_NUMBERED_HEADING = re.compile(r"^\s*(\d+(?:\.\d+)*)\.?\s+\S")
+_UNDERLINE = re.compile(r"^\s*(=+|-+|~+)\s*$")
+WRAP_WIDTH = 100  # lines at most this long, in a block of several, are a hard-wrapped paragraph
+
+
+def _lines(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """(start, end) of each line in text[start:end], without its line break."""
+    out, pos = [], start
+    while pos <= end:
+        nl = text.find("\n", pos, end)
+        stop = end if nl == -1 else nl
+        out.append((pos, stop if stop == pos or text[stop - 1] != "\r" else stop - 1))
+        if nl == -1:
+            break
+        pos = nl + 1
+    return out
+
+
+def _paragraphs_of_group(text: str, lines: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Paragraphs in a group of lines with no blank line between them.
+
+    Short lines are a hard wrap: the paragraph goes on. Long lines (one paragraph a line, as in
+    many exported articles) end a paragraph where the sentence ends. A list item starts a paragraph.
+    """
+    lengths = [e - s for s, e in lines]
+    wrapped = len(lines) > 1 and max(lengths[:-1]) <= WRAP_WIDTH
+    width = max(lengths)
+    spans, start = [], lines[0][0]
+    for i, (s, e) in enumerate(lines):
+        last = i + 1 == len(lines)
+        nxt = text[lines[i + 1][0]:lines[i + 1][1]] if not last else ""
+        line = text[s:e]
+        if last:
+            breaks = True
+        elif _LIST_ITEM.match(nxt) or _UNDERLINE.match(nxt) or _UNDERLINE.match(line):
+            breaks = True
+        elif wrapped:  # a line well short of the width, before a capital, ends a paragraph (or is a title)
+            breaks = len(line.strip()) < 0.6 * width and (nxt.lstrip()[:1].isupper() or nxt.lstrip()[:1].isdigit())
+        else:  # one paragraph a line, unless this line stops mid-sentence
+            breaks = not (line.strip() and nxt.lstrip()[:1].islower() and not _TERMINAL.search(line))
+        if breaks:
+            span = _trim(text, start, e)
+            if span:
+                spans.append(span)
+            if not last:
+                start = lines[i + 1][0]
+    return spans
+
+
+def _depth(line: str) -> int:
+    numbered = _NUMBERED_HEADING.match(line)
+    return len(numbered.group(1).split(".")) if numbered else 0
+
+
+def _heading_level(line: str, first: bool, following: str) -> int:
+    """A heading's level, or 0 for an ordinary paragraph: a single short line without sentence punctuation
+    that is numbered ("2.3 Contributor", unless the next line is numbered alike: a list), in capitals,
+    underlined, or the document's first line."""
+    if "\n" in line or len(line) > 80 or len(line.split()) > 12 or re.search(r"[.,;!?]$", line):
+        return 0
+    if _UNDERLINE.match(following):
+        return 1 if following.strip()[0] == "=" else 2
+    depth = _depth(line)
+    if depth and depth != _depth(following):
+        return min(depth, 6)
+    letters = [c for c in line if c.isalpha()]
+    if not depth and len(letters) >= 3 and sum(c.isupper() for c in letters) / len(letters) > 0.8:
+        return 1
+    return 1 if first and not depth else 0
+
+
+def read_txt(text: str) -> Parsed:
+    """Plain text: blank lines end paragraphs, a single line break is a wrap (or, in one-paragraph-a-line
+    files, a paragraph end); short unpunctuated lines that are numbered, capitalised, underlined or first
+    are headings."""
+    all_lines = _lines(text, 0, len(text))
+    groups, current = [], []
+    for s, e in all_lines:
+        if text[s:e].strip():
+            current.append((s, e))
+        elif current:
+            groups.append(current)
+            current = []
+    if current:
+        groups.append(current)
+    blocks: list[Block] = []
+    for g, lines in enumerate(groups):
+        paragraphs = _paragraphs_of_group(text, lines)
+        for p, span in enumerate(paragraphs):
+            if _UNDERLINE.match(text[span[0]:span[1]]):
+                continue  # a setext underline belongs to the heading above it
+            if p + 1 < len(paragraphs):
+                following = text[paragraphs[p + 1][0]:paragraphs[p + 1][1]]
+            else:
+                following = text[groups[g + 1][0][0]:groups[g + 1][0][1]] if g + 1 < len(groups) else ""
+            has_body = bool(following) and (not _UNDERLINE.match(following) or p + 2 < len(paragraphs)
+                                            or g + 1 < len(groups))
+            level = _heading_level(text[span[0]:span[1]], not blocks, following) if has_body else 0
+            blocks.append(Block(span[0], span[1], "heading" if level else "text", level))
+    return Parsed(text, blocks, [])
+
+
+# -- Markdown -----------------------------------------------------------------------------------------
+
+_FRONT_MATTER = re.compile(r"\A(?:---|\+\+\+)[ \t]*\r?\n.*?\r?\n(?:---|\+\+\+|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
+
+
+def read_md(text: str) -> Parsed:
+    """Markdown: the file's own text is canonical; markdown-it finds headings, paragraphs, list items,
+    code blocks and tables (by line), and front matter is left out."""
+    from markdown_it import MarkdownIt
+
+    skip = _FRONT_MATTER.match(text)
+    body_start = skip.end() if skip else 0
+    starts = [0] + [m.end() for m in re.finditer("\n", text)]
+    first_line = text.count("\n", 0, body_start)
+
+    def span_of(line_range) -> tuple[int, int] | None:
+        a, b = line_range[0] + first_line, line_range[1] + first_line
+        end = starts[b] if b < len(starts) else len(text)
+        return _trim(text, starts[a], end) if a < len(starts) else None
+
+    tokens = MarkdownIt("commonmark").enable("table").parse(text[body_start:])
+    blocks: list[Block] = []
+    depth = 0  # inside a table, only the table block counts
+    for tok in tokens:
+        if tok.type == "table_open":
+            depth += 1
+            span = span_of(tok.map) if tok.map else None
+            if span:
+                blocks.append(Block(*span, "table"))
+        elif tok.type == "table_close":
+            depth -= 1
+        elif depth or not tok.map:
+            continue
+        elif tok.type == "heading_open":
+            span = span_of(tok.map)
+            if span:
+                blocks.append(Block(*span, "heading", int(tok.tag[1:])))
+        elif tok.type == "paragraph_open":
+            span = span_of(tok.map)
+            if span:
+                blocks.append(Block(*span, "text"))
+        elif tok.type in ("fence", "code_block"):
+            span = span_of(tok.map)
+            if span:
+                blocks.append(Block(*span, "code"))
+    return Parsed(text, blocks, [])
+
+
+def heading_label(text: str, block: Block) -> str:
+    """The words of a heading, without Markdown's # marks, underlines or surrounding space."""
+    words = text[block.start:block.end].splitlines()[0] if block.kind == "heading" else ""
+    return re.sub(r"^\s*#{1,6}\s*|\s*#+\s*$", "", words).strip()[:120]
+
+
+# -- extracted formats: blocks joined by blank lines ---------------------------------------------------
+
+def _joined(pieces: list[tuple[str, str, int, int | None]]) -> Parsed:
+    """Canonical text from (kind, text, level, page) pieces, one blank line between blocks."""
+    parts, blocks, pos = [], [], 0
+    for kind, piece, level, page in pieces:
+        piece = piece.strip()
+        if not piece:
+            continue
+        if parts:
+            parts.append("\n\n")
+            pos += 2
+        parts.append(piece)
+        blocks.append(Block(pos, pos + len(piece), kind, level, page))
+        pos += len(piece)
+    return Parsed("".join(parts), blocks, [])
+
+
+HTML_DROP = ("script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form", "iframe",
+             "svg", "button", "select", "head", "title", "meta", "link")
+_BOILERPLATE = re.compile(r"(^|[\s_-])(nav|navbar|menu|sidebar|sphinxsidebar|footer|breadcrumbs?|related|"
+                          r"cookie|skip|toc|share|social)($|[\s_-])", re.I)
+HTML_BLOCKS = {"p", "li", "dt", "dd", "pre", "blockquote", "figcaption", "caption", "td", "th", "div", "section",
+               "article", "main", "body", "h1", "h2", "h3", "h4", "h5", "h6", "table", "tr", "address"}
+
+
+def read_html(data: bytes) -> Parsed:
+    """HTML: the main content's headings, paragraphs, list items, code and table rows, as text.
+    Scripts, styles, navigation, headers, footers and sidebars are left out."""
+    from selectolax.lexbor import LexborHTMLParser as HTMLParser
+
+    declared = re.search(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_-]+)""", data[:4096], re.I)
+    try:
+        html = data.decode(declared.group(1).decode() if declared else "utf-8")
+    except (LookupError, UnicodeDecodeError):
+        html = data.decode("utf-8", errors="replace")
+    tree = HTMLParser(html)
+    for node in tree.css(",".join(HTML_DROP) + ",[role=navigation],[aria-hidden=true]"):
+        node.decompose()
+    for node in tree.css("div,section,ul,ol,table,p"):
+        if _BOILERPLATE.search(f"{node.attributes.get('class') or ''} {node.attributes.get('id') or ''}"):
+            node.decompose()
+    root = tree.css_first("main") or tree.css_first("article") or tree.css_first("[role=main]") or tree.body
+    if root is None:
+        raise Unreadable("HTML without a body")
+    pieces: list[list] = []  # [kind, text, level, row id, cell id]
+    for node in root.traverse(include_text=True):
+        if node.tag != "-text":
+            continue
+        block = node.parent
+        while block is not None and block.tag not in HTML_BLOCKS:
+            block = block.parent
+        if block is None:
+            continue
+        row = block.parent if block.tag in ("td", "th") and block.parent is not None else block
+        kind, level = "text", 0
+        if block.tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
+            kind, level = "heading", int(block.tag[1])
+        elif block.tag == "pre":
+            kind = "code"
+        elif row.tag == "tr":
+            kind = "table"
+        piece = node.text(deep=False) or ""
+        if kind != "code":
+            piece = re.sub(r"\s+", " ", piece)
+        if pieces and pieces[-1][3] == row.mem_id:
+            new_cell = kind == "table" and pieces[-1][4] != block.mem_id and piece.strip()
+            pieces[-1][1] += (" | " if new_cell and pieces[-1][1].strip() else "") + piece
+            pieces[-1][4] = block.mem_id if piece.strip() else pieces[-1][4]
+        elif piece.strip():
+            pieces.append([kind, piece, level, row.mem_id, block.mem_id])
+    parsed = _joined([(k, re.sub(r" {2,}", " ", t) if k != "code" else t, lvl, None) for k, t, lvl, *_ in pieces])
+    if not parsed.blocks:
+        raise Unreadable("no text in the HTML")
+    return parsed
+
+
+def read_pdf(data: bytes) -> Parsed:
+    """PDF: the text of each page (paragraphs as in plain text), each block tagged with its page.
+    A page without a text layer (a scan) is reported, not silently left out."""
+    import logging
+
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings would print beside ours
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            raise Unreadable("encrypted PDF")
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except Unreadable:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
+        raise Unreadable(f"unreadable PDF ({type(exc).__name__})") from exc
+    pieces, notes = [], []
+    for number, page_text in enumerate(pages, start=1):
+        if not page_text.strip():
+            notes.append(f"page {number} has no text layer (a scan?); it is not indexed")
+            continue
+        sub = read_txt(page_text.replace("\r\n", "\n"))
+        pieces += [(b.kind, page_text[b.start:b.end], b.level, number) for b in sub.blocks]
+    if not pieces:
+        raise Unreadable("no text in the PDF (scanned pages only?)")
+    parsed = _joined(pieces)
+    parsed.notes = notes
+    return parsed
+
+
+def read_docx(data: bytes) -> Parsed:
+    """Word: paragraphs in order, "Title" and "Heading N" styles as headings, table rows as text."""
+    import zipfile
+
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+    from docx.table import Table
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+        items = list(document.iter_inner_content())
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise Unreadable(f"not a valid .docx ({type(exc).__name__})") from exc
+    pieces = []
+    for item in items:
+        if isinstance(item, Table):
+            for row in item.rows:
+                cells = [c.text.strip() for c in row.cells]
+                pieces.append(("table", " | ".join(dict.fromkeys(c for c in cells if c)), 0, None))
+            continue
+        style = (item.style.name if item.style is not None else "") or ""
+        match = re.match(r"Heading (\d)", style)
+        if style == "Title" or match:  # the title is the root; "Heading 1" sits under it
+            pieces.append(("heading", item.text, int(match.group(1)) + 1 if match else 1, None))
+        else:
+            pieces.append(("text", item.text, 0, None))
+    parsed = _joined(pieces)
+    if not parsed.blocks:
+        raise Unreadable("no text in the document")
+    return parsed
+
+
+TEXT_SUFFIXES = {".txt", ".text", ".rst", ""}
+MARKDOWN_SUFFIXES = {".md", ".markdown"}
+HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
+SUFFIXES = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | {".pdf", ".docx"}

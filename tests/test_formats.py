@@ -1,0 +1,162 @@
+"""Each format from real files made here: canonical text, blocks, heading paths, pages, broken files skipped."""
+
+import io
+
+import pytest
+
+from index.chunk import chunk_document
+from index.load import load_corpus
+
+
+def _chunks(docs, source):
+    doc = next(d for d in docs if d.source == source)
+    return doc, chunk_document(doc)
+
+
+def _exact(doc, chunks):
+    for c in chunks:
+        assert doc.text[c.start:c.end] == c.text
+
+
+def test_hard_wrapped_text_joins_lines_and_keeps_definitions_under_their_heading(tmp_path):
+    text = ("2. Definitions\n\n"
+            "2.3 Contributor\n\n"
+            "A person or legal entity that creates, contributes to the creation of,\n"
+            "or owns the Covered Software. Each Contributor keeps\n"
+            "their copyright.\n\n"
+            "2.4 Larger Work\n\n"
+            "A work that combines Covered Software with other material.\n")
+    (tmp_path / "terms.txt").write_text(text, encoding="utf-8")
+    docs, _ = load_corpus(tmp_path)
+    doc, chunks = _chunks(docs, "terms.txt")
+    assert doc.text == text  # plain text stays the file, byte for byte
+    assert [c.headings for c in chunks] == ["2. Definitions > 2.3 Contributor", "2. Definitions > 2.4 Larger Work"]
+    assert chunks[0].text.startswith("A person") and chunks[0].text.endswith("their copyright.")
+    assert not any(c.text in ("2. Definitions", "2.3 Contributor") for c in chunks)  # headings are never chunks
+    _exact(doc, chunks)
+
+
+def test_markdown_blocks_headings_and_front_matter(tmp_path):
+    md = ("---\ntitle: Guide\nsecret: not content\n---\n# Install guide\n\nRun the installer first.\n\n"
+          "## Ports\n\nThe server listens on port 7860 by default.\n\n- one item\n- two item\n\n"
+          "```\nqa serve --port 9000\n```\n\n| flag | meaning |\n|---|---|\n| -k | passages |\n")
+    (tmp_path / "guide.md").write_text(md, encoding="utf-8")
+    docs, _ = load_corpus(tmp_path)
+    doc, chunks = _chunks(docs, "guide.md")
+    assert doc.text == md
+    texts = [c.text for c in chunks]
+    assert "The server listens on port 7860 by default." in texts and "- one item" in texts
+    assert "```\nqa serve --port 9000\n```" in texts and any(t.startswith("| flag") for t in texts)
+    assert not any("secret" in t for t in texts)
+    by_text = {c.text: c.headings for c in chunks}
+    assert by_text["Run the installer first."] == "Install guide"
+    assert by_text["The server listens on port 7860 by default."] == "Install guide > Ports"
+    _exact(doc, chunks)
+
+
+def test_html_main_content_only(tmp_path):
+    html = ("<html><head><title>T</title><style>p{color:red}</style><script>var secret=1;</script></head><body>"
+            "<nav><a href='/'>Home</a> | <a href='/a'>About</a></nav>"
+            "<div class='sidebar'>Related links</div><main><h1>Ferry &amp; tides</h1>"
+            "<p>The ferry  leaves at\n 9 am daily.</p><h2>Fares</h2><ul><li>Adults pay <b>4 pounds</b>.</li></ul>"
+            "<table><tr><th>Day</th><th>Sailings</th></tr><tr><td>Sunday</td><td>2</td></tr></table></main>"
+            "<footer>Copyright</footer></body></html>")
+    (tmp_path / "page.html").write_text(html, encoding="utf-8")
+    docs, _ = load_corpus(tmp_path)
+    doc, chunks = _chunks(docs, "page.html")
+    assert doc.text == "Ferry & tides\n\nThe ferry leaves at 9 am daily.\n\nFares\n\nAdults pay 4 pounds.\n\n" \
+                       "Day | Sailings\n\nSunday | 2"
+    assert [(c.text, c.headings) for c in chunks][:2] == [("The ferry leaves at 9 am daily.", "Ferry & tides"),
+                                                          ("Adults pay 4 pounds.", "Ferry & tides > Fares")]
+    for hidden in ("secret", "Home", "Related", "Copyright", "color"):
+        assert hidden not in doc.text
+    _exact(doc, chunks)
+
+
+def test_pdf_pages_are_numbered_and_a_scanned_page_is_reported(tmp_path):
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=12)
+    pdf.add_page()
+    pdf.multi_cell(0, 8, "Annual report\n\nThe ferry carried 12,400 passengers in 2023.")
+    pdf.add_page()  # no text: as a scanned page reads
+    pdf.add_page()
+    pdf.multi_cell(0, 8, "The lighthouse keeper Owen Pryce left in 1989.")
+    (tmp_path / "report.pdf").write_bytes(bytes(pdf.output()))
+    docs, notes = load_corpus(tmp_path)
+    doc, chunks = _chunks(docs, "report.pdf")
+    assert [(c.text, c.page) for c in chunks] == [("The ferry carried 12,400 passengers in 2023.", 1),
+                                                  ("The lighthouse keeper Owen Pryce left in 1989.", 3)]
+    assert chunks[0].headings == "Annual report"
+    assert [(n.path, n.reason) for n in notes] == [("report.pdf", "page 2 has no text layer (a scan?); it is not indexed")]
+    _exact(doc, chunks)
+
+
+def test_docx_paragraphs_headings_and_tables(tmp_path):
+    import docx
+
+    d = docx.Document()
+    d.add_heading("Leave policy", 0)
+    d.add_heading("Annual leave", 1)
+    d.add_paragraph("Staff receive 25 days of paid leave each year.")
+    table = d.add_table(rows=2, cols=2)
+    for (r, c), value in {(0, 0): "Grade", (0, 1): "Days", (1, 0): "Senior", (1, 1): "30"}.items():
+        table.cell(r, c).text = value
+    buffer = io.BytesIO()
+    d.save(buffer)
+    (tmp_path / "policy.docx").write_bytes(buffer.getvalue())
+    docs, _ = load_corpus(tmp_path)
+    doc, chunks = _chunks(docs, "policy.docx")
+    assert [(c.text, c.headings) for c in chunks] == [
+        ("Staff receive 25 days of paid leave each year.", "Leave policy > Annual leave"),
+        ("Grade | Days", "Leave policy > Annual leave"), ("Senior | 30", "Leave policy > Annual leave")]
+    _exact(doc, chunks)
+
+
+@pytest.mark.parametrize("name, data, reason", [
+    ("truncated.pdf", None, "unreadable PDF"),
+    ("nobody.html", b"<html><head><title>Only a title</title></head></html>", "no text in the HTML"),
+    ("fake.docx", b"PK\x03\x04 this is not a real zip", "not a valid .docx"),
+    ("words.docx", b"plain words, not a zip at all", "not a valid .docx"),
+    ("blank.md", b"# Just a heading\n", "empty"),
+])
+def test_broken_files_are_skipped_with_a_warning_naming_them(tmp_path, name, data, reason):
+    if data is None:
+        from fpdf import FPDF
+
+        pdf = FPDF()
+        pdf.add_page()
+        pdf.set_font("Helvetica", size=12)
+        pdf.multi_cell(0, 8, "Some text.")
+        data = bytes(pdf.output())[:400]
+    (tmp_path / name).write_bytes(data)
+    (tmp_path / "good.txt").write_text("A fine sentence.", encoding="utf-8")
+    docs, skipped = load_corpus(tmp_path)
+    assert [d.source for d in docs] == ["good.txt"]
+    assert [(s.path, s.reason.startswith(reason)) for s in skipped] == [(name, True)]
+
+
+def test_qa_answers_from_a_pdf_with_its_page(tmp_path):
+    from fpdf import FPDF
+
+    from .test_cli import run_qa
+
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=12)
+    pdf.add_page()
+    pdf.multi_cell(0, 8, "Harbour report")
+    pdf.add_page()
+    pdf.multi_cell(0, 8, "The harbour master is Ines Carvalho. She was appointed in 2019.")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "harbour.pdf").write_bytes(bytes(pdf.output()))
+    result = run_qa("ask", "Who is the harbour master?", "--json", index_dir=tmp_path / "idx",
+                    env_extra={"QA_CORPUS": str(corpus)})
+    import json
+
+    answer = json.loads(result.stdout)
+    citation = answer["citations"][0]
+    assert "Ines Carvalho" in answer["answer"] and citation["page"] == 2
+    source = run_qa("source", "harbour.pdf", index_dir=tmp_path / "idx").stdout
+    assert source[citation["start"]:citation["end"]] == citation["text"]
