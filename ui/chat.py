@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from html import escape
 from pathlib import Path
+from typing import Literal, get_type_hints
 
 import gradio as gr
+from pydantic import ValidationError
 
 from index.errors import QAError
 from qa.engine import QA
 from qa.followup import FOLLOWUP_TURNS
 
 from .render import render_cards
+from .schema import AnswerJSON, AskRequest
 
 CSS = """
 .gradio-container {max-width: 1200px !important; margin: auto;}
@@ -99,7 +102,7 @@ def build_chat(qa: QA) -> gr.Blocks:
                                      elem_id="qa-chat", feedback_options=None,
                                      placeholder="Ask a question about the documents.")
                 with gr.Row():
-                    box = gr.Textbox(placeholder="Ask a question\u2026", show_label=False, scale=5,
+                    box = gr.Textbox(placeholder="Ask a question\u2026", label="Question", show_label=False, scale=5,
                                      elem_id="qa-input", max_length=2000)
                     ask = gr.Button("Ask", variant="primary", scale=1, elem_id="qa-ask")
                     clear_btn = gr.Button("Clear chat", scale=1, elem_id="qa-clear")
@@ -111,11 +114,35 @@ def build_chat(qa: QA) -> gr.Blocks:
                                     elem_id="qa-mode")
             with gr.Column(scale=2):
                 gr.Markdown("### Sources")
-                cards = gr.HTML(render_cards(None, qa.source_text), elem_id="qa-cards")
+                # (labels name the /chat endpoint's outputs for API clients; they are not shown)
+                cards = gr.HTML(render_cards(None, qa.source_text), elem_id="qa-cards", label="Sources")
         inputs = [box, conversation, k, mode]  # the chatbot is display only: never an input
         outputs = [chatbot, cards, conversation, box]
         ask.click(respond, inputs, outputs, api_name="chat")
         box.submit(respond, inputs, outputs, api_name=False)
         clear_btn.click(clear, None, outputs, api_name=False)
         chatbot.clear(clear, None, outputs, api_name=False)  # the chatbot's own trash icon resets the state too
+        gr.api(api_ask(qa), api_name="ask")
     return demo
+
+
+def api_ask(qa: QA):
+    """The typed endpoint for programmatic clients (`Client(url).predict(..., api_name="/ask")`)."""
+
+    def ask(question: str, history: list[list[str]] = [], k: int = 5,  # noqa: B006 (never mutated)
+            mode: Literal["hybrid", "dense", "lexical"] = "hybrid") -> AnswerJSON:
+        """Answer a question with exact citations. history: earlier [user, assistant] turns, oldest first.
+        Returns the Answer JSON, as POST /api/ask does."""
+        try:  # the same limits and strict types as the REST API
+            request = AskRequest.model_validate({"question": question, "history": history, "k": k, "mode": mode})
+            answer = qa.ask(request.question, history=request.history, k=request.k, mode=request.mode)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise gr.Error(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        except QAError as exc:
+            raise gr.Error(str(exc)) from None
+        return answer.to_json()  # the dict AnswerJSON describes; Gradio sends it as JSON, unprocessed
+
+    # gr.api reads the return type through inspect.signature, which leaves postponed annotations as strings.
+    ask.__annotations__ = get_type_hints(ask)
+    return ask

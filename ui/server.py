@@ -5,44 +5,32 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Annotated, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from index.errors import NotFoundError, QAError, UsageError
-from qa.engine import MAX_K, MAX_QUESTION_CHARS, QA
+from qa.engine import QA
 
 from .render import render_source_page
+from .schema import AnswerJSON, AskRequest, Health, Sources, error_responses
 from .security import RequestGuard, SecurityHeaders, TokenGate, allowed_host_names, is_loopback
 
-
-MAX_HISTORY_TURNS = 20
-MAX_TURN_CHARS = 4000
 ASK_WORKERS = 2  # one per core: more threads only fight over the GIL and starve the event loop
-
-Turn = Annotated[str, StringConstraints(strict=True, max_length=MAX_TURN_CHARS)]
-
-
-class AskRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    question: StrictStr = Field(..., max_length=MAX_QUESTION_CHARS, description="the question")
-    history: list[tuple[Turn, Turn]] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS,
-                                             description="earlier turns, oldest first: [[user, assistant], ...]")
-    k: StrictInt = Field(5, ge=1, le=MAX_K, description="passages to retrieve")
-    mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
 
 
 def create_api(qa: QA) -> FastAPI:
     """The REST API (and the source viewer); user errors become 4xx JSON, never 500."""
-    app = FastAPI(title="Grounded QA", version="0.1.0",
-                  description="Every answer sentence cites an exact span: source[start:end] == text.")
+    # /docs serves Swagger UI from the package, not a CDN: it works offline and within the CSP ('self').
+    app = FastAPIOffline(title="Grounded QA", version="0.1.0", redoc_url=None, static_url="/docs/static",
+                         swagger_ui_parameters={"validatorUrl": None},
+                         description="Every answer sentence cites an exact span: source[start:end] == text. "
+                                     "Errors are JSON `{\"error\": \"...\"}`.")
     ask_pool = ThreadPoolExecutor(max_workers=ASK_WORKERS, thread_name_prefix="qa-ask")
 
     @app.exception_handler(UsageError)
@@ -67,27 +55,33 @@ def create_api(qa: QA) -> FastAPI:
     async def http_error(_: Request, exc: StarletteHTTPException):
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
-    @app.post("/api/ask", summary="Answer a question with exact citations")
+    @app.post("/api/ask", summary="Answer a question with exact citations", response_model=AnswerJSON,
+              responses=error_responses(400, 401, 405, 413, 422, 503))
     async def ask(request: AskRequest) -> dict:
         # CPU work runs on a small pool of its own, so /healthz and the chat stay responsive under load.
         work = partial(qa.ask, request.question, history=request.history, k=request.k, mode=request.mode)
         answer = await asyncio.get_running_loop().run_in_executor(ask_pool, work)
         return answer.to_json()
 
-    @app.get("/api/sources", summary="List indexed sources")
+    @app.get("/api/sources", summary="List indexed sources", response_model=Sources,
+             responses=error_responses(401, 405, 503))
     def sources() -> dict:
         return {"sources": qa.index.sources()}
 
-    @app.get("/api/sources/{source:path}", response_class=PlainTextResponse,
-             summary="Canonical text of an indexed source")
-    def source(source: str) -> str:
-        return qa.source_text(source)
+    # response_class=Response has no media type of its own, so the errors are documented as the JSON they are.
+    @app.get("/api/sources/{source:path}", summary="Canonical text of an indexed source", response_class=Response,
+             responses={200: {"description": "the canonical text",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}},
+                        **error_responses(401, 404, 405, 422, 503)})
+    def source(source: str) -> PlainTextResponse:
+        return PlainTextResponse(qa.source_text(source))
 
     @app.get("/view/{source:path}", response_class=HTMLResponse, include_in_schema=False)
     def view(source: str, start: int | None = None, end: int | None = None) -> str:
         return render_source_page(source, qa.source_text(source), start, end)
 
-    @app.get("/healthz", summary="Liveness and index size")
+    @app.get("/healthz", summary="Liveness and index size", response_model=Health,
+             responses=error_responses(405, 503))
     async def healthz() -> dict:
         index = await asyncio.get_running_loop().run_in_executor(None, lambda: qa.index)
         return {"status": "ok", "documents": index.n_documents, "chunks": index.n_chunks}

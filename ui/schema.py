@@ -1,0 +1,71 @@
+"""What the web layer takes and returns, as pydantic models: the REST API validates and documents with them,
+and the Gradio API endpoint validates with the same request model."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
+
+from qa.engine import MAX_K, MAX_QUESTION_CHARS
+from qa.types import Citation, Passage
+
+MAX_HISTORY_TURNS = 20
+MAX_TURN_CHARS = 4000
+
+Turn = Annotated[str, StringConstraints(strict=True, max_length=MAX_TURN_CHARS)]
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"question": "How old was he?", "history": [["Which drug killed Daniel Whitworth?", "GHB"]], "k": 5}]})
+
+    question: StrictStr = Field(..., max_length=MAX_QUESTION_CHARS, description="the question")
+    history: list[tuple[Turn, Turn]] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS,
+                                             description="earlier turns, oldest first: [[user, assistant], ...]")
+    k: StrictInt = Field(5, ge=1, le=MAX_K, description="passages to retrieve")
+    mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
+
+
+class AnswerJSON(BaseModel):
+    """The Answer JSON (`Answer.to_json()`); citations and passages are the qa.types dataclasses, so a field
+    added there is documented and returned here too."""
+
+    question: str = Field(description="the question as asked")
+    search_query: str = Field(description="the question as resolved from the history, as searched")
+    answer: str = Field(description="prose with [n] markers, or \"The documents don't say.\"")
+    abstained: bool = Field(description="true when nothing in the documents answers")
+    conflict: bool = Field(description="the cited sources give different values for what was asked")
+    citations: list[Citation] = Field(description="exact spans: canonical_text(source)[start:end] == text")
+    passages: list[Passage] = Field(description="retrieved chunks with their scores")
+    timings_ms: dict[str, float] = Field(description="milliseconds per stage")
+
+
+class Sources(BaseModel):
+    sources: list[str] = Field(description="indexed sources, paths relative to the corpus")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    documents: int = Field(description="indexed documents")
+    chunks: int = Field(description="indexed chunks")
+
+
+class Error(BaseModel):
+    error: str = Field(description="what is wrong, in one line")
+
+
+_ERRORS = {
+    400: "bad question (empty, or only spaces)",
+    401: "QA_TOKEN is set and the request lacks `Authorization: Bearer TOKEN`",
+    404: "unknown source or route",
+    405: "wrong method for this route",
+    413: "request body over 1 MB",
+    422: "invalid request: wrong type, unknown field, or over a limit (20 history turns of 4,000 characters)",
+    503: "the index is missing, damaged or busy",
+}
+
+
+def error_responses(*codes: int) -> dict[int, dict]:
+    """OpenAPI entries for the errors a route can answer: all are JSON {"error": "..."}."""
+    return {code: {"model": Error, "description": _ERRORS[code]} for code in codes}
