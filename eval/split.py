@@ -1,0 +1,49 @@
+"""Split the blind sets into train / dev / test, once, by a fixed seed; print the test files' sha256.
+
+Run: .venv/bin/python -m eval.split   (writes eval/data/blind/splits/; the hashes go into eval/config.toml
+by hand, before anything is fitted, and `qa eval` refuses a test split whose hash has changed.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+
+BLIND = Path(__file__).resolve().parent / "data" / "blind"
+SETS = ("news", "plain", "markdown", "html", "report")
+SHARES = {"train": 0.45, "dev": 0.20}  # the rest is test
+SEED = 20261123
+
+
+def split_items(lines: list[str], rng: random.Random) -> dict[str, list[str]]:
+    """Stratified by answerable, so each split keeps the set's share of near-miss unanswerables."""
+    out = {"train": [], "dev": [], "test": []}
+    for answerable in (True, False):
+        group = [line for line in lines if json.loads(line)["answerable"] is answerable]
+        rng.shuffle(group)
+        n_train = round(SHARES["train"] * len(group))
+        n_dev = round(SHARES["dev"] * len(group))
+        out["train"] += group[:n_train]
+        out["dev"] += group[n_train:n_train + n_dev]
+        out["test"] += group[n_train + n_dev:]
+    order = {line: i for i, line in enumerate(lines)}
+    return {name: sorted(part, key=order.__getitem__) for name, part in out.items()}
+
+
+def main() -> None:
+    rng = random.Random(SEED)
+    target = BLIND / "splits"
+    target.mkdir(exist_ok=True)
+    for name in SETS:
+        lines = [line for line in (BLIND / f"{name}.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+        for split, part in split_items(lines, rng).items():
+            path = target / f"{name}.{split}.jsonl"
+            path.write_text("\n".join(part) + "\n", encoding="utf-8")
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            print(f"{path.relative_to(BLIND.parent)}  {len(part)} items  sha256 {digest}")
+
+
+if __name__ == "__main__":
+    main()
