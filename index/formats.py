@@ -168,7 +168,8 @@ def read_md(text: str) -> Parsed:
         end = starts[b] if b < len(starts) else len(text)
         return _trim(text, starts[a], end) if a < len(starts) else None
 
-    tokens = MarkdownIt("commonmark").enable("table").parse(text[body_start:])
+    md = MarkdownIt("commonmark").enable("table").disable("inline")  # blocks are all we need: skip inline parsing
+    tokens = md.parse(text[body_start:])
     blocks: list[Block] = []
     depth = 0  # inside a table, only the table block counts
     for tok in tokens:

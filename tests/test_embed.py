@@ -1,12 +1,30 @@
 import numpy as np
 
-from index.embed import NumpyBertEncoder, embed_documents, model_path
+from index.embed import NumpyBertEncoder, OnnxEncoder, embed_documents, load_batch_encoder, model_path
+
+VARIED = ["Which drug killed Daniel Whitworth?", "Port, 42, was handed a whole life term.", "word " * 400,
+          "Ünïcödé façade — naïve café, 東京 2024-03-01.", "def f(x):\n    return x ** 2  # code", "12,400 £ 8% ±3",
+          "A", "The ferry carried 12,400 passengers in 2023, up 8 percent on the year before."]
 
 
-def test_numpy_query_encoder_matches_sentence_transformers():
+def _reference(texts):
+    return load_batch_encoder(model_path(None)).encode(texts, normalize_embeddings=True)
+
+
+def test_query_and_index_encoders_match_sentence_transformers():
     path = model_path(None)
-    texts = ["Which drug killed Daniel Whitworth?", "Port, 42, was handed a whole life term.", "word " * 400]
-    fast = NumpyBertEncoder(path).encode(texts)
-    reference = embed_documents(path, texts)
-    assert fast.shape == reference.shape == (3, 384)
-    np.testing.assert_allclose((fast * reference).sum(1), 1.0, atol=1e-5)
+    reference = _reference(VARIED)
+    for encoder in (NumpyBertEncoder(path), OnnxEncoder(path)):
+        got = encoder.encode(VARIED)
+        assert got.shape == reference.shape == (len(VARIED), 384)
+        assert (got * reference).sum(1).min() >= 0.99  # the bar; fp32 gives ~1 - 1e-6
+        np.testing.assert_allclose((got * reference).sum(1), 1.0, atol=1e-4)
+
+
+def test_batched_embedding_keeps_order_and_pads_without_changing_vectors():
+    path = model_path(None)
+    texts = VARIED * 9  # several batches of mixed lengths
+    batched = embed_documents(path, texts, batch_size=8)
+    one_by_one = np.stack([OnnxEncoder(path).encode([t])[0] for t in texts[:len(VARIED)]])
+    np.testing.assert_allclose((batched[:len(VARIED)] * one_by_one).sum(1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(batched[:len(VARIED)], batched[len(VARIED):2 * len(VARIED)], atol=1e-6)
