@@ -31,6 +31,7 @@ class EvalItem:
     evidence: tuple[tuple[str, str], ...]  # (source, exact quote)
     type: str
     history: tuple[tuple[str, str], ...] = ()
+    paraphrase: str = ""  # a second wording that shares few words with the evidence
 
 
 def load_set(path: Path) -> list[EvalItem]:
@@ -43,7 +44,7 @@ def load_set(path: Path) -> list[EvalItem]:
             id=d["id"], question=d["question"], answers=tuple(d.get("answers", [])), all=bool(d.get("all")),
             answerable=bool(d["answerable"]), type=d["type"],
             evidence=tuple((e["source"], e["quote"]) for e in d.get("evidence", [])),
-            history=tuple(tuple(h) for h in d.get("history", []))))
+            history=tuple(tuple(h) for h in d.get("history", [])), paraphrase=d.get("paraphrase", "")))
     return items
 
 

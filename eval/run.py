@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
@@ -34,13 +35,18 @@ def judge_accuracy(threshold: float) -> dict:
     return {"pairs": len(rows), "accuracy": round(1 - len(wrong) / len(rows), 4), "wrong": wrong}
 
 
-def resolve_sets(config: dict, eval_set: str | None) -> list[tuple[str, Path, Path, dict]]:
-    """(name, set file, corpus folder, set config) for the configured sets, or for one given file."""
+def resolve_sets(config: dict, eval_set: str | None, splits: tuple[str, ...] = ("test",)) -> list[tuple[str, Path, Path, dict]]:
+    """(name, set file, corpus folder, set config) for the configured sets of the given splits (sets without
+    a split always run), or for one given file. A frozen test split whose sha256 changed is refused."""
     sets = []
     for name, conf in config["sets"].items():
-        sets.append((name, (DATA_DIR / conf["file"]).resolve(), (DATA_DIR / conf["corpus"]).resolve(), conf))
+        file = (DATA_DIR / conf["file"]).resolve()
+        if conf.get("sha256") and file.exists() and hashlib.sha256(file.read_bytes()).hexdigest() != conf["sha256"]:
+            raise UsageError(f"the frozen {conf.get('split', '')} split {conf['file']} has changed (its sha256 is "
+                             "not the one in eval/config.toml): refusing to report it")
+        sets.append((name, file, (DATA_DIR / conf["corpus"]).resolve(), conf))
     if eval_set is None:
-        return sets
+        return [s for s in sets if s[3].get("split", "test") in splits]
     path = Path(eval_set).resolve()
     if not path.exists():
         raise NotFoundError(f"No such eval set: {eval_set}")
@@ -56,7 +62,7 @@ def run_set(settings: Settings, name: str, set_file: Path, corpus: Path, baselin
     items = load_set(set_file)
     if not items:
         raise UsageError(f"{set_file} holds no items")
-    set_settings = settings.with_(corpus=corpus, index_dir=settings.index_dir / "eval" / name)
+    set_settings = settings.with_(corpus=corpus, index_dir=settings.index_dir / "eval" / corpus.name)
     report = build_index(set_settings, corpus)
     log(f"[{name}] {len(items)} items over {corpus.name}/ ({report.chunks} chunks)")
     qa = QA(set_settings, build_if_missing=False)
@@ -75,6 +81,13 @@ def run_set(settings: Settings, name: str, set_file: Path, corpus: Path, baselin
             "items": [asdict(s) for s in scores],
         }
         log(f"  {system_name}: correctness {results[system_name]['overall']['correctness']}")
+    paraphrased = [item for item in items if item.paraphrase]
+    if paraphrased:  # the same questions in a second wording, sharing few words with the text
+        system = all_systems(qa, False)["ours (hybrid)"]
+        scores = [score_item(item, system(item.paraphrase, [list(h) for h in item.history]), texts, k, threshold, 0.0)
+                  for item in paraphrased]
+        results["ours (hybrid)"]["paraphrase"] = aggregate(scores)
+        log(f"  ours (hybrid), paraphrased: correctness {results['ours (hybrid)']['paraphrase']['correctness']}")
     return {"set": set_file.name, "corpus": str(corpus), "items": len(items), "systems": results}
 
 
@@ -114,12 +127,13 @@ def regressions(runs: dict, baseline_path: Path, tolerance: float) -> list[str]:
 GATED = ["hit@k", "correctness", "citation_precision", "support", "abstention_recall", "false_abstention"]
 
 
-def main(settings: Settings, eval_set: str | None = None, baselines: bool = False, out: str | None = None) -> int:
+def main(settings: Settings, eval_set: str | None = None, baselines: bool = False, out: str | None = None,
+         splits: tuple[str, ...] = ("test",)) -> int:
     config = load_config()
     threshold = config["judge"]["support_threshold"]
     k = config["retrieval"]["k"]
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
-    sets = resolve_sets(config, eval_set)
+    sets = resolve_sets(config, eval_set, splits)
     judge = judge_accuracy(threshold)
     log(f"support judge: {judge['accuracy']:.1%} on {judge['pairs']} hand-labelled pairs")
     runs = {}
@@ -134,7 +148,7 @@ def main(settings: Settings, eval_set: str | None = None, baselines: bool = Fals
     table = write_reports(result, out_dir)
     print(table)
     failed = [f"floor missed: {name}: {m}" for name, run in runs.items() for m in run["floors_missed"]]
-    if eval_set is None:  # the baseline report covers the configured sets
+    if eval_set is None and splits == ("test",):  # the baseline report covers the default sets
         failed += regressions(runs, EVAL_DIR / "reports" / "baseline.json", config["regression_tolerance"])
     for line in failed:
         print(f"FAIL {line}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 from index.chunk import line_number
@@ -54,9 +55,39 @@ def plain_langchain(qa: QA, k: int = 5) -> System:
     return run
 
 
+def sentence_ranker(qa: QA, k: int = 5) -> System:
+    """The 30-line baseline: the top two sentences of the hybrid passages by sentence cosine plus lexical
+    coverage, no rules; abstains when the best cosine is under one threshold fitted on dev (eval/fit.py)."""
+    import json
+
+    from qa.answer import SELECTOR_FEATURES, candidates, compose, term_weights
+    from qa.engine import DONT_KNOW
+    from qa.followup import resolve_followup
+    from qa.question import analyse
+
+    cos, lexical = SELECTOR_FEATURES.index("cos"), SELECTOR_FEATURES.index("coverage_sentence")
+    fitted = Path(__file__).resolve().parent / "reports" / "selector.json"  # eval/fit.py chose it on dev
+    threshold = json.loads(fitted.read_text()).get("ranker_threshold", 0.0) if fitted.exists() else 0.0
+
+    def run(question: str, history: list) -> dict:
+        query = resolve_followup(question, [tuple(h) for h in history])
+        index = qa.index
+        passages = index.search(query, k=k)
+        pool = candidates(analyse(query), passages, term_weights(analyse(query), index.document_frequency,
+                                                                 index.n_chunks),
+                          index.embed(query), index.sentence_vectors([p.chunk_id for p in passages]))
+        top = sorted(pool, key=lambda c: -(c.features[cos] + c.features[lexical]))[:2]
+        if not top or max(c.features[cos] for c in pool) < threshold:
+            return Answer(question, query, DONT_KNOW, True, (), tuple(passages)).to_json()
+        prose, citations, conflict = compose(top, index.document_text)
+        return Answer(question, query, prose, False, citations, tuple(passages), conflict).to_json()
+
+    return run
+
+
 def all_systems(qa: QA, baselines: bool) -> dict[str, System]:
     systems = {"ours (hybrid)": ours(qa)}
     if baselines:
-        systems |= {"bm25 only": ours(qa, mode="lexical"), "dense only": ours(qa, mode="dense"),
-                    "plain langchain": plain_langchain(qa)}
+        systems |= {"sentence ranker": sentence_ranker(qa), "bm25 only": ours(qa, mode="lexical"),
+                    "dense only": ours(qa, mode="dense"), "plain langchain": plain_langchain(qa)}
     return systems

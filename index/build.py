@@ -18,7 +18,7 @@ import numpy as np
 
 from .chunk import Chunk, chunk_document, split_sentences
 from .config import Settings
-from .embed import embed_documents, model_path
+from .embed import embed_chunks, model_path
 from .errors import IndexBusyError, NotFoundError, QAError, UsageError
 from .lexical import term_counts
 
@@ -46,16 +46,14 @@ class IndexReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
-    embedded: int = 0  # chunk texts that went through the model in this run
-    texts_embedded: int = 0  # all texts (chunks and their sentences) that went through the model
+    embedded: int = 0  # chunk texts that went through the model in this run (sentences ride along)
     rebuilt: bool = False
     seconds: float = 0.0
 
     def summary(self) -> str:
         return (f"Indexed {self.documents} documents, {self.chunks} chunks "
                 f"({len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed, "
-                f"{len(self.unchanged)} unchanged; {self.embedded} chunks embedded, "
-                f"{self.texts_embedded} texts through the model) in {self.seconds:.1f}s")
+                f"{len(self.unchanged)} unchanged; {self.embedded} chunks embedded) in {self.seconds:.1f}s")
 
 
 def text_hash(text: str) -> str:
@@ -78,17 +76,12 @@ def unique_chunks(documents: list[Document]) -> dict[str, tuple[Chunk, int]]:
     return kept
 
 
-def sentence_texts(chunk: Chunk) -> list[str]:
-    """The sentences of a chunk, in the order the answerer splits them."""
-    return [chunk.text[a:b] for a, b in split_sentences(chunk.text)]
-
-
 def pack_vectors(vectors: np.ndarray) -> bytes:
     return np.asarray(vectors, dtype=np.float16).tobytes()
 
 
 class EmbeddingCache:
-    """Vectors by (model, text) hash, committed batch by batch as they are computed.
+    """Vectors by (model, chunk text) hash, committed batch by batch as they are computed.
 
     A killed or failed `qa index` leaves them here, so the next run embeds only what was not
     done. A run that finishes has stored everything in the index and empties the cache.
@@ -98,7 +91,8 @@ class EmbeddingCache:
         self.path = index_dir / EMBED_CACHE
         self.model = str(model)
         self.conn = sqlite3.connect(str(self.path))
-        self.conn.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, data BLOB NOT NULL)")
+        self.conn.execute("CREATE TABLE IF NOT EXISTS matrices (key TEXT PRIMARY KEY, dim INTEGER NOT NULL, "
+                          "data BLOB NOT NULL)")
 
     def _key(self, text: str) -> str:
         return text_hash(self.model + "\0" + text)
@@ -109,16 +103,16 @@ class EmbeddingCache:
         key_list = list(keys)
         for i in range(0, len(key_list), 900):
             part = key_list[i:i + 900]
-            for key, data in self.conn.execute(
-                    f"SELECT key, data FROM vectors WHERE key IN ({','.join('?' * len(part))})", part):
-                found[keys[key]] = np.frombuffer(data, dtype=np.float32)
+            for key, dim, data in self.conn.execute(
+                    f"SELECT key, dim, data FROM matrices WHERE key IN ({','.join('?' * len(part))})", part):
+                found[keys[key]] = np.frombuffer(data, dtype=np.float32).reshape(-1, dim)
         return found
 
-    def put_many(self, texts: list[str], vectors: np.ndarray) -> None:
+    def put_many(self, texts: list[str], matrices: list[np.ndarray]) -> None:
         with self.conn:
-            self.conn.executemany("INSERT OR REPLACE INTO vectors (key, data) VALUES (?,?)",
-                                  [(self._key(t), np.asarray(v, dtype=np.float32).tobytes())
-                                   for t, v in zip(texts, vectors)])
+            self.conn.executemany("INSERT OR REPLACE INTO matrices (key, dim, data) VALUES (?,?,?)",
+                                  [(self._key(t), m.shape[1], np.asarray(m, dtype=np.float32).tobytes())
+                                   for t, m in zip(texts, matrices)])
 
     def close(self, clear: bool = False) -> None:
         self.conn.close()
@@ -126,28 +120,30 @@ class EmbeddingCache:
             self.path.unlink(missing_ok=True)
 
 
-def embed_resumably(model: Path, texts: list[str], cache: EmbeddingCache, progress,
+def embed_resumably(model: Path, chunks: list[Chunk], cache: EmbeddingCache, progress,
                     batch: int = 512) -> tuple[dict[str, np.ndarray], set[str]]:
-    """Vectors for texts (cached ones reused), and the texts that went through the model in this run."""
-    found = cache.get_many(texts)
-    todo = sorted((t for t in texts if t not in found), key=len)  # similar lengths batch with little padding
+    """For each chunk text: [chunk vector, sentence vectors...] (cached ones reused), and the texts that
+    went through the model in this run. Each text is read once: its sentences' vectors are pooled from
+    the same forward pass."""
+    spans = {c.text: split_sentences(c.text) for c in chunks}
+    found = cache.get_many(list(spans))
+    todo = sorted((t for t in spans if t not in found), key=len)  # similar lengths batch with little padding
     for i in range(0, len(todo), batch):
         part = todo[i:i + batch]
-        vectors = embed_documents(model, part)
-        cache.put_many(part, vectors)
-        found.update(zip(part, vectors))
+        matrices = embed_chunks(model, part, [spans[t] for t in part])
+        cache.put_many(part, matrices)
+        found.update(zip(part, matrices))
         if progress:
             progress(min(i + batch, len(todo)), len(todo))
     return found, set(todo)
 
 
 def _embeddings_for(new: list[Chunk], conn, collection, model: Path, cache: EmbeddingCache,
-                    progress) -> tuple[np.ndarray, list[bytes], int, int]:
-    """Chunk vectors, packed sentence vectors, and the counts of chunk texts and of all texts embedded.
+                    progress) -> tuple[np.ndarray, list[bytes], int]:
+    """Chunk vectors, packed sentence vectors, and the count of chunk texts embedded, for the new chunks.
 
-    Texts already in the index (a moved or copied paragraph) reuse their stored vectors; a
-    sentence that is the whole chunk shares the chunk's vector; texts embedded by an
-    interrupted earlier run come from the cache.
+    Texts already in the index (a moved or copied paragraph) reuse their stored vectors; texts
+    embedded by an interrupted earlier run come from the cache.
     """
     hashes = [text_hash(c.text) for c in new]
     reuse: dict[str, tuple[str, bytes]] = {}
@@ -162,11 +158,9 @@ def _embeddings_for(new: list[Chunk], conn, collection, model: Path, cache: Embe
         got = collection.get(ids=[cid for cid, _ in reuse.values()], include=["embeddings"])
         by_id = dict(zip(got["ids"], got["embeddings"]))
         known = {h: np.asarray(by_id[cid], dtype=np.float32) for h, (cid, _) in reuse.items() if cid in by_id}
-    todo = [i for i, h in enumerate(hashes) if h not in known]
-    texts = list(dict.fromkeys([new[i].text for i in todo] +
-                               [t for i in todo for t in sentence_texts(new[i]) if t != new[i].text]))
-    fresh, embedded_now = embed_resumably(model, texts, cache, progress)
-    dim = next(iter(fresh.values())).shape[0] if fresh else next(iter(known.values())).shape[0] if known else 384
+    todo = [c for c, h in zip(new, hashes) if h not in known]
+    fresh, embedded_now = embed_resumably(model, todo, cache, progress)
+    dim = next(iter(fresh.values())).shape[1] if fresh else next(iter(known.values())).shape[0] if known else 384
     vectors = np.zeros((len(new), dim), dtype=np.float32)
     sentence_blobs = []
     for i, (chunk, h) in enumerate(zip(new, hashes)):
@@ -174,9 +168,9 @@ def _embeddings_for(new: list[Chunk], conn, collection, model: Path, cache: Embe
             vectors[i] = known[h]
             sentence_blobs.append(reuse[h][1])
         else:
-            vectors[i] = fresh[chunk.text]
-            sentence_blobs.append(pack_vectors(np.stack([fresh[t] for t in sentence_texts(chunk)])))
-    return vectors, sentence_blobs, sum(1 for i in todo if new[i].text in embedded_now), len(embedded_now)
+            vectors[i] = fresh[chunk.text][0]
+            sentence_blobs.append(pack_vectors(fresh[chunk.text][1:]))
+    return vectors, sentence_blobs, len(embedded_now)
 
 
 def _vector_copy_rows(index_dir: Path, old_meta: dict, wanted: dict, new_chunks: list[Chunk],
@@ -341,8 +335,8 @@ def _build_locked(settings: Settings, corpus: Path, rebuild: bool, progress, all
 
     cache = EmbeddingCache(index_dir, model)
     try:
-        vectors, sentence_blobs, report.embedded, report.texts_embedded = _embeddings_for(
-            new_chunks, conn, collection, model, cache, progress)
+        vectors, sentence_blobs, report.embedded = _embeddings_for(new_chunks, conn, collection, model, cache,
+                                                                   progress)
     finally:
         cache.close()
     for i in range(0, len(new_chunks), CHROMA_BATCH):

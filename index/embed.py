@@ -92,6 +92,10 @@ def export_onnx(path: Path, target: Path) -> None:
         os.replace(tmp, target)
 
 
+def _normalise(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.maximum(np.linalg.norm(rows, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
+
+
 class OnnxEncoder:
     """Mean-pooled, normalised sentence embeddings from an ONNX export, on ONNX Runtime."""
 
@@ -117,14 +121,36 @@ class OnnxEncoder:
         self.tokenizer.enable_truncation(max_len)
         self.tokenizer.enable_padding()
 
-    def encode(self, texts: list[str]) -> np.ndarray:
+    def _run(self, texts: list[str]):
         encoded = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encoded], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
         hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
                                          "token_type_ids": np.zeros_like(ids)})[0]
-        pooled = (hidden * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1)
-        return (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        return encoded, mask, hidden
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        _, mask, hidden = self._run(texts)
+        return _normalise((hidden * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1))
+
+    def encode_with_spans(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> list[np.ndarray]:
+        """For each text, a matrix: its vector, then one vector per (start, end) character span, each the
+        mean of the span's token states from the same forward pass (a sentence read in its paragraph).
+        A span with no token (cut off by truncation) gets a NaN row for the caller to embed alone."""
+        encoded, mask, hidden = self._run(texts)
+        out = []
+        for b, enc in enumerate(encoded):
+            rows = [(hidden[b] * mask[b, :, None]).sum(0) / max(mask[b].sum(), 1)]
+            starts = np.array([a for a, _ in enc.offsets])
+            usable = (mask[b] == 1) & (np.array(enc.special_tokens_mask) == 0)
+            for s, e in spans[b]:
+                if len(spans[b]) == 1:  # the sentence is the chunk: the same vector, as if embedded alone
+                    rows.append(rows[0])
+                    continue
+                take = usable & (starts >= s) & (starts < e)
+                rows.append(hidden[b][take].mean(0) if take.any() else np.full(hidden.shape[2], np.nan))
+            out.append(_normalise(np.stack(rows)))
+        return out
 
 
 @lru_cache(maxsize=2)
@@ -141,6 +167,27 @@ def load_index_encoder(path: Path):
                                   dtype=np.float32)
 
         return _SentenceTransformers()
+
+
+def embed_chunks(path: Path, texts: list[str], spans: list[list[tuple[int, int]]],
+                 batch_size: int = 32) -> list[np.ndarray]:
+    """For each chunk text: [chunk vector, one vector per sentence span] from one forward pass (ONNX), or,
+    for a model that only runs in sentence-transformers, from separate passes over chunk and sentences."""
+    encoder = load_index_encoder(path)
+    if not isinstance(encoder, OnnxEncoder):
+        return [np.stack([embed_documents(path, [t])[0], *embed_documents(path, [t[s:e] for s, e in sp])])
+                for t, sp in zip(texts, spans)]
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out: list = [None] * len(texts)
+    for i in range(0, len(order), batch_size):
+        rows = order[i:i + batch_size]
+        for r, matrix in zip(rows, encoder.encode_with_spans([texts[r] for r in rows], [spans[r] for r in rows])):
+            missing = [j for j in range(1, len(matrix)) if np.isnan(matrix[j]).any()]
+            if missing:  # sentences past the model's token limit: embed them on their own
+                alone = encoder.encode([texts[r][spans[r][j - 1][0]:spans[r][j - 1][1]] for j in missing])
+                matrix[missing] = alone
+            out[r] = matrix
+    return out
 
 
 def embed_documents(path: Path, texts: list[str], batch_size: int = 32, progress=None) -> np.ndarray:

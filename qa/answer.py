@@ -8,9 +8,12 @@ it covers the question's topic words and holds the kind of value the question as
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -28,6 +31,7 @@ HEAD_WAIVER_COVERAGE = 0.75  # "Which relatives told the BBC ...": names answer 
 MAX_SENTENCES = 3
 KEEP_RATIO = 0.85  # further sentences must score this close to the best one
 DONT_KNOW = "The documents don't say."
+SELECTOR_FILE = Path(__file__).with_name("selector.json")
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class Candidate:
     score: float
     has_head: bool = True  # the "which X" noun appears in the sentence or its passage
     dense: float = 0.0  # cosine similarity of the sentence to the question
+    features: tuple[float, ...] = ()  # SELECTOR_FEATURES, for the fitted selector
 
 
 def term_weights(spec: QuestionSpec, document_frequency, n_chunks: int) -> dict[tuple[str, ...], float]:
@@ -67,29 +72,84 @@ def _coverage(weights: dict[tuple[str, ...], float], sentence_terms: set[str], c
     return got / total
 
 
+# What the fitted selector sees of each sentence: measures that survive paraphrase (similarity,
+# topic coverage weighted by rarity, the kind of value asked for, the names the question mentions),
+# not the question's wording.
+SELECTOR_FEATURES = ("cos", "cos_gap", "cos_rank", "passage_dense", "passage_lexical", "passage_rank", "coverage",
+                     "coverage_sentence", "neighbour_coverage", "type_asked", "type_match", "names_sentence",
+                     "names_context", "head", "log_length", "pronoun_start", "pool_coverage", "pool_missing")
+_PRONOUN_START = re.compile(r"^\W*(he|she|it|they|this|these|those|his|her|their|its)\b", re.I)
+
+
+def _names_share(names: tuple[str, ...], text: str) -> float:
+    """Share of the question's names whose last word occurs in text (1.0 when it names nothing)."""
+    if not names:
+        return 1.0
+    low = text.lower()
+    return sum(name.split()[-1].lower() in low for name in names) / len(names)
+
+
 def candidates(spec: QuestionSpec, passages: list[Passage], weights: dict[str, float],
                question_vector: np.ndarray | None = None,
                sentence_vectors: dict[str, np.ndarray] | None = None) -> list[Candidate]:
-    """Every sentence of the retrieved passages, scored against the question."""
-    out = []
+    """Every sentence of the retrieved passages, scored against the question, with its selector features."""
+    rows = []
     sentence_vectors = sentence_vectors or {}
+    max_lexical = max((p.lexical or 0.0 for p in passages), default=0.0) or 1.0
     for rank, passage in enumerate(passages):
-        context = set(terms(passage.text))  # heading words here cost a near miss on the eval sets, gained nothing
+        context = set(terms(passage.text))
         spans = split_sentences(passage.text)
         vectors = sentence_vectors.get(passage.chunk_id)
         if question_vector is not None and vectors is not None and len(vectors) == len(spans):
             dense_by_sentence = [float(v) for v in vectors @ question_vector]
         else:  # no sentence vectors: the passage's similarity stands in
             dense_by_sentence = [passage.dense or 0.0] * len(spans)
-        for (s, e), dense in zip(spans, dense_by_sentence):
+        sentence_terms = [set(terms(passage.text[s:e])) for s, e in spans]
+        own = [_coverage(weights, t, set()) for t in sentence_terms]
+        names_context = _names_share(spec.names, f"{passage.headings}\n{passage.text}")
+        for i, ((s, e), dense) in enumerate(zip(spans, dense_by_sentence)):
             text = passage.text[s:e]
-            cov = _coverage(weights, set(terms(text)), context)
+            cov = _coverage(weights, sentence_terms[i], context)
             values = tuple(typed_values(spec.answer_type, text, spec.text)) if spec.answer_type else ()
             score = cov + 0.5 * dense + (0.1 if values else 0.0) + 0.05 / (1 + rank)
             has_head = spec.head is None or spec.head in context
-            out.append(Candidate(passage, passage.start + s, passage.start + e, text, cov, values, score, has_head,
-                                 dense))
-    return out
+            neighbours = [own[j] for j in (i - 1, i + 1) if 0 <= j < len(spans)]
+            features = [dense, 0.0, 0.0, passage.dense or 0.0, (passage.lexical or 0.0) / max_lexical, 1 / (1 + rank),
+                        cov, own[i], max(neighbours, default=0.0), float(bool(spec.answer_type)), float(bool(values)),
+                        _names_share(spec.names, text), names_context, float(has_head), math.log1p(len(text)) / 6,
+                        float(bool(_PRONOUN_START.match(text)))]
+            rows.append([passage, passage.start + s, passage.start + e, text, cov, values, score, has_head, dense,
+                         features])
+    by_cos = sorted(range(len(rows)), key=lambda r: -rows[r][8])
+    best = rows[by_cos[0]][8] if rows else 0.0
+    # Question-level: how well the best sentence covers the topic, and how much of the topic's weight no
+    # retrieved passage mentions at all (a near miss: on topic, but the asked-for thing is absent).
+    pool_coverage = max((row[4] for row in rows), default=0.0)
+    everywhere = set().union(*(set(terms(f"{p.headings} {p.text}")) for p in passages)) if passages else set()
+    pool_missing = 1.0 - _coverage(weights, everywhere, set()) if weights else 0.0
+    for position, r in enumerate(by_cos):
+        rows[r][9][1] = rows[r][8] - best
+        rows[r][9][2] = 1 / (1 + position)
+        rows[r][9] += [pool_coverage, pool_missing]
+    return [Candidate(*row[:9], features=tuple(row[9])) for row in rows]
+
+
+@lru_cache(maxsize=1)
+def load_selector() -> dict | None:
+    """The fitted sentence selector when installed as qa/selector.json, else None: the hand-set rules decide.
+
+    eval/fit.py writes a candidate to eval/reports/selector.json with its dev scores; it is installed only
+    when it beats the rules there (so far it does not: see README "Grounding eval")."""
+    try:
+        model = json.loads(SELECTOR_FILE.read_text())
+    except (OSError, ValueError):
+        return None
+    return model if tuple(model.get("features", ())) == SELECTOR_FEATURES else None
+
+
+def selector_probability(model: dict, features: tuple[float, ...]) -> float:
+    z = (np.asarray(features) - np.asarray(model["mean"])) / np.asarray(model["std"])
+    return float(1 / (1 + math.exp(-(float(z @ np.asarray(model["weights"])) + model["bias"]))))
 
 
 def qualifies(spec: QuestionSpec, c: Candidate) -> bool:
@@ -104,9 +164,19 @@ def qualifies(spec: QuestionSpec, c: Candidate) -> bool:
 def select_evidence(spec: QuestionSpec, passages: list[Passage], weights: dict[str, float],
                     question_vector: np.ndarray | None = None,
                     sentence_vectors: dict[str, np.ndarray] | None = None) -> list[Candidate]:
-    """The sentences to answer with, best first; empty means abstain."""
+    """The sentences to answer with, best first; empty means abstain.
+
+    With a fitted selector, a sentence's score is the model's probability that it answers, and the
+    answer abstains when the best is under the threshold chosen on the dev split; without one, the
+    hand-set rules decide.
+    """
     pool = candidates(spec, passages, weights, question_vector, sentence_vectors)
-    good = sorted((c for c in pool if qualifies(spec, c)), key=lambda c: -c.score)
+    model = load_selector()
+    if model:
+        pool = [replace(c, score=selector_probability(model, c.features)) for c in pool]
+        good = sorted((c for c in pool if c.score >= model["threshold"]), key=lambda c: -c.score)
+    else:
+        good = sorted((c for c in pool if qualifies(spec, c)), key=lambda c: -c.score)
     chosen: list[Candidate] = []
     seen_texts, seen_values = set(), set()
     for c in good:
@@ -143,7 +213,8 @@ def compose(chosen: list[Candidate], document_text) -> tuple[str, tuple[Citation
                  line=line_number(document_text(c.passage.source), c.start), headings=c.passage.headings,
                  page=c.passage.page)
         for i, c in enumerate(ordered, start=1))
-    prose = " ".join(_with_marker(c.text, i) for i, c in enumerate(ordered, start=1))
+    # Prose collapses hard wraps; the citation keeps the exact span.
+    prose = " ".join(_with_marker(" ".join(c.text.split()), i) for i, c in enumerate(ordered, start=1))
     values = [{v.lower() for v in c.values} for c in ordered if c.values]
     conflict = len(values) > 1 and any(v != values[0] for v in values[1:])
     return prose, citations, conflict

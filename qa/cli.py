@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--set", dest="eval_set", help="eval set JSONL (default eval/data/reference.jsonl)")
     s.add_argument("--baselines", action="store_true", help="also run BM25-only, dense-only, plain LangChain")
     s.add_argument("--out", help="report folder (default eval/reports)")
+    s.add_argument("--split", default="test", choices=["train", "dev", "test", "all"],
+                   help="which blind splits to run besides the sets without one (default: the frozen test split)")
     return p
 
 
@@ -175,7 +177,8 @@ def cmd_serve(args, settings) -> int:
 def cmd_eval(args, settings) -> int:
     from eval.run import main as eval_main
 
-    return eval_main(settings, eval_set=args.eval_set, baselines=args.baselines, out=args.out)
+    splits = ("train", "dev", "test") if args.split == "all" else (args.split,)
+    return eval_main(settings, eval_set=args.eval_set, baselines=args.baselines, out=args.out, splits=splits)
 
 
 COMMANDS = {"index": cmd_index, "ask": cmd_ask, "chat": cmd_chat, "source": cmd_source,

@@ -31,7 +31,7 @@ def format_answer(answer: Answer, show_query: bool = False) -> str:
     if show_query and answer.search_query != answer.question:
         lines.append(f"searched for: {answer.search_query}")
     if answer.conflict:
-        lines.append("The sources disagree; both accounts are cited:")
+        lines.append("The sources disagree; each account is cited:")
     lines.append(answer.answer)
     lines.append("")
     if answer.abstained:

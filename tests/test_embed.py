@@ -28,3 +28,22 @@ def test_batched_embedding_keeps_order_and_pads_without_changing_vectors():
     one_by_one = np.stack([OnnxEncoder(path).encode([t])[0] for t in texts[:len(VARIED)]])
     np.testing.assert_allclose((batched[:len(VARIED)] * one_by_one).sum(1), 1.0, atol=1e-5)
     np.testing.assert_allclose(batched[:len(VARIED)], batched[len(VARIED):2 * len(VARIED)], atol=1e-6)
+
+
+def test_sentence_vectors_come_from_the_chunk_pass():
+    from index.chunk import split_sentences
+    from index.embed import embed_chunks
+
+    path = model_path(None)
+    text = "The ferry carried 12,400 passengers in 2023. Revenue rose by 8 percent. The harbour master resigned."
+    spans = split_sentences(text)
+    matrix = embed_chunks(path, [text], [spans])[0]
+    assert matrix.shape == (1 + len(spans), 384)
+    np.testing.assert_allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-5)
+    chunk_alone = OnnxEncoder(path).encode([text])[0]
+    assert float(matrix[0] @ chunk_alone) > 0.9999
+    question = OnnxEncoder(path).encode(["How many passengers did the ferry carry?"])[0]
+    # Each sentence is read in its paragraph, yet the one that answers is still the closest.
+    assert int(np.argmax(matrix[1:] @ question)) == 0
+    single = embed_chunks(path, ["One short sentence."], [[(0, 19)]])[0]
+    assert float(single[0] @ single[1]) > 0.999

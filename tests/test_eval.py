@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -108,12 +107,16 @@ def test_support_judge_rules(premise, sentence, expected):
 
 
 def test_every_evidence_quote_is_an_exact_substring():
+    """Of the canonical text the loader makes (for HTML: the extracted main content), as DESIGN.md says."""
+    from index.load import read_document
+
     config = load_config()
     for conf in config["sets"].values():
         corpus = (DATA_DIR / conf["corpus"]).resolve()
         for item in load_set(DATA_DIR / conf["file"]):
             for source, quote in item.evidence:
-                assert quote in (corpus / source).read_bytes().decode("utf-8"), (item.id, quote)
+                document, _ = read_document(corpus / source, source)
+                assert quote in document.text, (item.id, quote)
 
 
 def test_reference_set_has_the_required_mix():
@@ -140,7 +143,30 @@ def test_qa_eval_writes_reports_and_gates(tmp_path, seed_settings):
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "latest.json").read_text())
     systems = report["runs"]["harbour"]["systems"]
-    assert set(systems) == {"ours (hybrid)", "bm25 only", "dense only", "plain langchain"}
+    assert set(systems) == {"ours (hybrid)", "sentence ranker", "bm25 only", "dense only", "plain langchain"}
     assert (out / "latest.md").read_text().startswith("# Grounding eval")
     assert (out / "latest.png").read_bytes()[:4] == b"\x89PNG"
     assert "| ours (hybrid) |" in result.stdout
+
+
+def test_a_changed_test_split_is_refused(tmp_path):
+    import hashlib
+
+    from eval.run import resolve_sets
+    from index.errors import UsageError
+
+    frozen = tmp_path / "x.test.jsonl"
+    frozen.write_text('{"id": "a"}\n')
+    conf = {"file": str(frozen), "corpus": str(tmp_path), "split": "test",
+            "sha256": hashlib.sha256(frozen.read_bytes()).hexdigest()}
+    assert [name for name, *_ in resolve_sets({"sets": {"x-test": conf}}, None)] == ["x-test"]
+    frozen.write_text('{"id": "a", "edited": true}\n')
+    with pytest.raises(UsageError, match="has changed"):
+        resolve_sets({"sets": {"x-test": conf}}, None)
+
+
+def test_the_committed_test_splits_match_their_hashes():
+    from eval.run import load_config, resolve_sets
+
+    sets = resolve_sets(load_config(), None)  # raises if a frozen file was edited
+    assert sum(1 for _, _, _, conf in sets if conf.get("split") == "test") == 5

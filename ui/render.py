@@ -46,8 +46,7 @@ def render_cards(answer: Answer | None, document_text) -> str:
     parts = []
     if answer.search_query != answer.question:
         parts.append(f'<div class="qa-query">searched for: {escape(answer.search_query)}</div>')
-    sources = {c.source for c in answer.citations}
-    if answer.conflict or len(sources) > 1:
+    if answer.conflict:  # the banner says what the JSON says, nothing more
         parts.append('<div class="qa-conflict">Sources differ: each account is shown with its own citation.</div>')
     if answer.abstained:
         parts.append('<div class="qa-abstain">No passage answers this. Closest passages:</div>')
