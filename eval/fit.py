@@ -148,7 +148,7 @@ def main() -> int:
     x = np.array([c.features for _, _, pool in train for c in pool], dtype=np.float64)
     y = np.array([label(c, item) for item, _, pool in train for c in pool])
     mean, std = x.mean(0), x.std(0) + 1e-9
-    fit = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000).fit((x - mean) / std, y)
+    fit = LogisticRegression(C=0.3, class_weight="balanced", max_iter=3000).fit((x - mean) / std, y)
     model = {"features": list(SELECTOR_FEATURES), "mean": mean.tolist(), "std": std.tolist(),
              "weights": fit.coef_[0].tolist(), "bias": float(fit.intercept_[0]), "threshold": 0.5}
     grid = [simulate(dev, model, t) for t in np.linspace(0.05, 0.95, 91)]

@@ -77,7 +77,8 @@ def _coverage(weights: dict[tuple[str, ...], float], sentence_terms: set[str], c
 # not the question's wording.
 SELECTOR_FEATURES = ("cos", "cos_gap", "cos_rank", "passage_dense", "passage_lexical", "passage_rank", "coverage",
                      "coverage_sentence", "neighbour_coverage", "type_asked", "type_match", "names_sentence",
-                     "names_context", "head", "log_length", "pronoun_start", "pool_coverage", "pool_missing")
+                     "names_context", "head", "log_length", "pronoun_start", "pool_coverage", "pool_missing",
+                     "type_missing", "rules_qualify")
 _PRONOUN_START = re.compile(r"^\W*(he|she|it|they|this|these|those|his|her|their|its)\b", re.I)
 
 
@@ -131,7 +132,10 @@ def candidates(spec: QuestionSpec, passages: list[Passage], weights: dict[str, f
         rows[r][9][1] = rows[r][8] - best
         rows[r][9][2] = 1 / (1 + position)
         rows[r][9] += [pool_coverage, pool_missing]
-    return [Candidate(*row[:9], features=tuple(row[9])) for row in rows]
+    out = [Candidate(*row[:9], features=tuple(row[9])) for row in rows]
+    # The hand-set rules' verdict is one more feature: the fit decides how far to trust it.
+    return [replace(c, features=c.features + (float(bool(spec.answer_type) and not c.values),
+                                              float(qualifies(spec, c)))) for c in out]
 
 
 @lru_cache(maxsize=1)
