@@ -23,8 +23,11 @@ test: setup          ## the whole suite: unit, CLI, server and browser tests
 eval: setup
 	$(BIN)/qa eval --baselines
 
-bench: setup
+bench: setup         ## seeds + synthetic 100k, load test, real-text scale (see README "Benchmarks")
+	$(BIN)/pip install -q -c constraints.txt -e '.[test,bench]'
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/load.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf .qa-index test-output
