@@ -6,7 +6,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from .formats import heading_label, read_txt
+from .formats import heading_label, read_txt, trim_span
 from .load import Document
 
 MAX_CHUNK_CHARS = 500
@@ -35,14 +35,6 @@ def make_chunk_id(source: str, doc_hash: str, start: int, end: int) -> str:
     return hashlib.sha256(key).hexdigest()[:24]
 
 
-def _trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return (start, end) if start < end else None
-
-
 def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
     """Offsets of the sentences in text[start:end] (a single paragraph), whitespace trimmed."""
     end = len(text) if end is None else end
@@ -56,11 +48,11 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
         nxt = text[stop:end].lstrip()[:1]
         if nxt and not (nxt.isupper() or nxt.isdigit() or nxt in "\"'\u2018\u201c(["):
             continue  # "e.g. something" or "3.5 million": not a sentence start
-        span = _trimmed(text, cursor, stop)
+        span = trim_span(text, cursor, stop)
         if span:
             spans.append(span)
         cursor = stop
-    span = _trimmed(text, cursor, end)
+    span = trim_span(text, cursor, end)
     if span:
         spans.append(span)
     return spans

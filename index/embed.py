@@ -92,6 +92,17 @@ def export_onnx(path: Path, target: Path) -> None:
         os.replace(tmp, target)
 
 
+def load_tokenizer(path: Path):
+    """The model's fast tokenizer, truncating where sentence-transformers does (max_seq_length)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+    st_config = path / "sentence_bert_config.json"
+    max_len = json.loads(st_config.read_text()).get("max_seq_length", 256) if st_config.exists() else 256
+    tokenizer.enable_truncation(max_len)
+    return tokenizer
+
+
 def _normalise(rows: np.ndarray) -> np.ndarray:
     return (rows / np.maximum(np.linalg.norm(rows, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
 
@@ -101,7 +112,6 @@ class OnnxEncoder:
 
     def __init__(self, path: Path):
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         pooling = path / "1_Pooling" / "config.json"
         if pooling.exists() and not json.loads(pooling.read_text()).get("pooling_mode_mean_tokens", False):
@@ -113,12 +123,7 @@ class OnnxEncoder:
         options.intra_op_num_threads = os.cpu_count() or 1
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
-        self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-        max_len = 256
-        st_config = path / "sentence_bert_config.json"
-        if st_config.exists():
-            max_len = json.loads(st_config.read_text()).get("max_seq_length", max_len)
-        self.tokenizer.enable_truncation(max_len)
+        self.tokenizer = load_tokenizer(path)
         self.tokenizer.enable_padding()
 
     def _run(self, texts: list[str]):
@@ -229,7 +234,6 @@ class NumpyBertEncoder:
 
     def __init__(self, path: Path):
         from safetensors.numpy import load_file
-        from tokenizers import Tokenizer
 
         config = json.loads((path / "config.json").read_text())
         if config.get("model_type") != "bert":
@@ -238,12 +242,7 @@ class NumpyBertEncoder:
         self.layers = config["num_hidden_layers"]
         self.eps = config.get("layer_norm_eps", 1e-12)
         self.w = {k.removeprefix("bert."): v for k, v in load_file(str(path / "model.safetensors")).items()}
-        self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-        max_len = 256
-        st_config = path / "sentence_bert_config.json"
-        if st_config.exists():
-            max_len = json.loads(st_config.read_text()).get("max_seq_length", max_len)
-        self.tokenizer.enable_truncation(max_len)
+        self.tokenizer = load_tokenizer(path)
         self.tokenizer.no_padding()
 
     def _linear(self, x: np.ndarray, name: str) -> np.ndarray:

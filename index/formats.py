@@ -34,7 +34,7 @@ class Parsed:
     notes: list[str]  # things the user should know, e.g. a PDF page without text
 
 
-def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
+def trim_span(text: str, start: int, end: int) -> tuple[int, int] | None:
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():
@@ -87,7 +87,7 @@ def _paragraphs_of_group(text: str, lines: list[tuple[int, int]]) -> list[tuple[
         else:  # one paragraph a line, unless this line stops mid-sentence
             breaks = not (line.strip() and nxt.lstrip()[:1].islower() and not _TERMINAL.search(line))
         if breaks:
-            span = _trim(text, start, e)
+            span = trim_span(text, start, e)
             if span:
                 spans.append(span)
             if not last:
@@ -166,7 +166,7 @@ def read_md(text: str) -> Parsed:
     def span_of(line_range) -> tuple[int, int] | None:
         a, b = line_range[0] + first_line, line_range[1] + first_line
         end = starts[b] if b < len(starts) else len(text)
-        return _trim(text, starts[a], end) if a < len(starts) else None
+        return trim_span(text, starts[a], end) if a < len(starts) else None
 
     md = MarkdownIt("commonmark").enable("table").disable("inline")  # blocks are all we need: skip inline parsing
     tokens = md.parse(text[body_start:])
