@@ -12,7 +12,6 @@ from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -27,6 +26,7 @@ def chunk_terms(text: str, headings: str):
     """BM25 terms of a chunk: its words and those of the headings above it (a definition is found by its term)."""
     return term_counts(f"{headings}\n{text}" if headings else text)
 from .load import Document, Skipped, load_corpus
+from .progress import IndexEvent, Progress
 from .store import (VectorCopyDamaged, check_index_dir, current_meta, drop_collection, open_collection,
                     open_side_store, publish_vector_copy, read_vector_copy, side_store_path, unpack_postings,
                     write_vector_copy)
@@ -120,21 +120,23 @@ class EmbeddingCache:
             self.path.unlink(missing_ok=True)
 
 
-def embed_resumably(model: Path, chunks: list[Chunk], cache: EmbeddingCache, progress,
-                    batch: int = 512) -> tuple[dict[str, np.ndarray], set[str]]:
+def embed_resumably(model: Path, chunks: list[Chunk], cache: EmbeddingCache, progress: Progress | None,
+                    batch: int = 128) -> tuple[dict[str, np.ndarray], set[str]]:
     """For each chunk text: [chunk vector, sentence vectors...] (cached ones reused), and the texts that
     went through the model in this run. Each text is read once: its sentences' vectors are pooled from
     the same forward pass."""
     spans = {c.text: split_sentences(c.text) for c in chunks}
     found = cache.get_many(list(spans))
     todo = sorted((t for t in spans if t not in found), key=len)  # similar lengths batch with little padding
-    for i in range(0, len(todo), batch):
+    if progress:
+        progress(IndexEvent("embedding", 0, len(todo)))
+    for i in range(0, len(todo), batch):  # batches small enough for a progress display to move
         part = todo[i:i + batch]
         matrices = embed_chunks(model, part, [spans[t] for t in part])
         cache.put_many(part, matrices)
         found.update(zip(part, matrices))
         if progress:
-            progress(min(i + batch, len(todo)), len(todo))
+            progress(IndexEvent("embedding", min(i + batch, len(todo)), len(todo)))
     return found, set(todo)
 
 
@@ -266,8 +268,10 @@ def _clean_leftovers(settings: Settings, current_collection: str | None) -> None
 
 
 def build_index(settings: Settings, corpus: Path | None = None, rebuild: bool = False,
-                progress: Callable[[int, int], None] | None = None, allow_empty: bool = False) -> IndexReport:
+                progress: Progress | None = None, allow_empty: bool = False) -> IndexReport:
     """Index the corpus folder incrementally: unchanged files are not re-embedded.
+
+    progress, if given, receives IndexEvents: files read, each skipped file as found, chunks embedded.
 
     One run per index folder (a lock). A failure (disk full, a store that cannot be written)
     is one QAError line, and the previous index keeps answering. An empty corpus is refused
@@ -295,7 +299,7 @@ def _build_locked(settings: Settings, corpus: Path, rebuild: bool, progress, all
     """
     started = time.perf_counter()
     index_dir = settings.index_dir
-    documents, skipped = load_corpus(corpus)
+    documents, skipped = load_corpus(corpus, progress)
     if not documents and not allow_empty:
         raise UsageError(f"No readable documents in {corpus}: nothing indexed, the existing index is unchanged "
                          "(pass --allow-empty to empty it)")

@@ -108,15 +108,33 @@ def list_files(root: Path) -> tuple[list[tuple[Path, str]], list[Skipped]]:
     return sorted(found, key=lambda item: item[1]), refused
 
 
-def load_corpus(root: Path) -> tuple[list[Document], list[Skipped]]:
-    """Every readable text document under root, and the files skipped with their reasons."""
+def load_corpus(root: Path, progress=None) -> tuple[list[Document], list[Skipped]]:
+    """Every readable text document under root, and the files skipped with their reasons.
+
+    progress, if given, receives an index.progress.IndexEvent per file read and per file skipped.
+    """
+    from .progress import IndexEvent
+
+    def report(event: IndexEvent) -> None:
+        if progress:
+            progress(event)
+
     files, skipped = list_files(root)
+    report(IndexEvent("reading", 0, len(files)))
+    for skip in skipped:
+        report(IndexEvent("skipped", skipped=skip))
     documents = []
-    for path, source in files:
+    for done, (path, source) in enumerate(files, 1):
         if path.suffix.lower() not in SUFFIXES:
-            skipped.append(Skipped(source, f"unsupported file type {path.suffix!r}"))
-            continue
-        result, notes = read_document(path, source)
-        (documents if isinstance(result, Document) else skipped).append(result)
-        skipped += notes
+            found = [Skipped(source, f"unsupported file type {path.suffix!r}")]
+        else:
+            result, found = read_document(path, source)
+            if isinstance(result, Document):
+                documents.append(result)
+            else:
+                found = [result, *found]
+        for skip in found:
+            report(IndexEvent("skipped", skipped=skip))
+        skipped += found
+        report(IndexEvent("reading", done, len(files)))
     return documents, sorted(skipped, key=lambda s: s.path)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import sys
+import textwrap
+import time
 from pathlib import Path
 
 from index.config import load_settings
@@ -59,18 +63,70 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _progress_printer():
-    if not sys.stderr.isatty():
-        return None
+def _duration(seconds: float) -> str:
+    seconds = int(seconds + 0.5)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
-    def show(done: int, total: int) -> None:
-        width = 30
-        filled = width * done // max(total, 1)
-        print(f"\rembedding [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr)
+
+class _IndexProgress:
+    """Draws `qa index` events on stderr: a bar when it is a terminal; skipped files always, each once."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.line = ""  # the bar now on screen, unfinished
+        self.embed_start: float | None = None
+        self.first_batch: tuple[float, int] | None = None  # the rate leaves out the model's loading time
+        self.drawn_at = 0.0
+        self._draw("reading files...", final=False)
+
+    def __call__(self, event) -> None:
+        if event.stage == "skipped":
+            self._clear()
+            print(f"warning: skipped {event.skipped.path}: {event.skipped.reason}", file=self.stream)
+            self._draw(self.line, final=False)
+        elif event.stage == "reading":
+            if 0 < event.done < event.total and time.monotonic() - self.drawn_at < 0.1:
+                return  # thousands of small files: redraw ten times a second, not per file
+            self.drawn_at = time.monotonic()
+            self._draw(f"reading {self._bar(event.done, event.total)} files", final=event.done >= event.total)
+        elif event.stage == "embedding":
+            self._draw(f"embedding {self._bar(event.done, event.total)} chunks{self._eta(event.done, event.total)}",
+                       final=event.done >= event.total)
+
+    def _bar(self, done: int, total: int, width: int = 30) -> str:
+        filled = width * done // max(total, 1) if total else width
+        return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+
+    def _eta(self, done: int, total: int) -> str:
+        now = time.monotonic()
+        if self.embed_start is None or done == 0:
+            self.embed_start = now
+            return ", loading the model" if total else ""
         if done >= total:
-            print(file=sys.stderr)
+            return f", done in {_duration(now - self.embed_start)}"
+        if self.first_batch is None:
+            self.first_batch = (now, done)
+        since, base = self.first_batch if done > self.first_batch[1] else (self.embed_start, 0)
+        rate = (done - base) / max(now - since, 1e-6)
+        return f", ETA {_duration((total - done) / rate)}"
 
-    return show
+    def finish(self) -> None:
+        """End an unfinished bar's line, so what follows (an error) starts on its own."""
+        if self.tty and self.line:
+            print(file=self.stream)
+            self.line = ""
+
+    def _clear(self) -> None:
+        if self.tty and self.line:
+            print("\r\033[K", end="", file=self.stream)
+
+    def _draw(self, line: str, final: bool) -> None:
+        if not self.tty or not line:
+            return
+        self._clear()
+        print(line, end="\n" if final else "", file=self.stream, flush=True)
+        self.line = "" if final else line
 
 
 def _warn_skipped(report) -> None:
@@ -90,16 +146,19 @@ def _open_qa(settings, fast_start: bool = False):
 
 
 def cmd_index(args, settings) -> int:
-    from index.build import build_index
-
     if len(args.paths) > 1:
         raise UsageError("qa index takes one corpus folder")
     corpus = Path(args.paths[0]) if args.paths else settings.corpus
     if not corpus.exists():
         raise NotFoundError(f"No such file or folder: {corpus}")
-    report = build_index(settings, corpus, rebuild=args.rebuild, progress=_progress_printer(),
-                         allow_empty=args.allow_empty)
-    _warn_skipped(report)
+    progress = _IndexProgress()  # on screen before the slow imports
+    from index.build import build_index
+
+    try:
+        report = build_index(settings, corpus, rebuild=args.rebuild, progress=progress,
+                             allow_empty=args.allow_empty)  # skipped files are reported as found
+    finally:
+        progress.finish()
     if report.documents == 0:
         print(f"warning: no readable documents in {corpus}: the index is now empty", file=sys.stderr)
     print(report.summary())
@@ -119,9 +178,21 @@ def cmd_ask(args, settings) -> int:
     return 0
 
 
+def _wrap_for_terminal(text: str) -> str:
+    """Answer prose wrapped to the terminal's width; citation lines ("[n] ...", indented passages) kept whole,
+    so each stays one line to copy or grep."""
+    width = shutil.get_terminal_size().columns
+    return "\n".join(line if re.match(r"\[\d+\] |\s", line) or len(line) <= width
+                     else textwrap.fill(line, width, break_long_words=False, break_on_hyphens=False)
+                     for line in text.split("\n"))
+
+
 def cmd_chat(args, settings) -> int:
     from .format import format_answer
 
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if interactive:
+        import readline  # noqa: F401  (gives input() line editing and an in-session history: arrow keys)
     qa = _open_qa(settings)
     history: list[tuple[str, str]] = []
     print("Ask a question (empty line or Ctrl-D to quit).")
@@ -137,7 +208,8 @@ def cmd_chat(args, settings) -> int:
         except UsageError as exc:
             print(f"qa: {exc}")
             continue
-        print(format_answer(answer, show_query=True))
+        shown = format_answer(answer, show_query=True)
+        print(_wrap_for_terminal(shown) if interactive else shown)
         print()
         history.append((question, answer.answer))
     return 0

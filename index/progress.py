@@ -1,0 +1,25 @@
+"""What a `qa index` run reports as it goes, for a display to draw (the library never draws)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from collections.abc import Callable
+
+from .load import Skipped
+
+
+@dataclass(frozen=True)
+class IndexEvent:
+    """One step of an indexing run.
+
+    stage "reading": done of total files read; "skipped": one file skipped (reported once, as found);
+    "embedding": done of total chunks embedded (the summary's "chunks embedded"; 0 of N before the model loads).
+    """
+
+    stage: str
+    done: int = 0
+    total: int = 0
+    skipped: Skipped | None = None
+
+
+Progress = Callable[[IndexEvent], None]
