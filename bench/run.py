@@ -109,11 +109,15 @@ def bench_scale(n_chunks: int) -> dict:
         paras = [" ".join(rng.choice(vocab, size=25, p=zipf)).capitalize() + "." for _ in range(per_doc)]
         (corpus / f"doc{d:05d}.txt").write_text("\n\n".join(paras), encoding="utf-8")
 
-    def fake_embed(_path, texts, batch_size=64, progress=None):
-        v = rng.standard_normal((len(texts), 384)).astype(np.float32)
-        return v / np.linalg.norm(v, axis=1, keepdims=True)
+    def fake_embed(_path, texts, spans, batch_size=32):
+        """Random unit vectors in the shape embed_chunks returns: the chunk, then each sentence."""
+        out = []
+        for sp in spans:
+            v = rng.standard_normal((1 + len(sp), 384)).astype(np.float32)
+            out.append(v / np.linalg.norm(v, axis=1, keepdims=True))
+        return out
 
-    build.embed_documents = fake_embed
+    build.embed_chunks = fake_embed
     settings = load_settings(corpus=corpus, index_dir=tmp / "index")
     t0 = time.perf_counter()
     report = build.build_index(settings)
