@@ -57,7 +57,7 @@ def test_the_chat_never_copies_a_client_named_file(hostile, history_message):
 
 def test_the_chat_still_answers_with_text_only(hostile):
     said = _gradio_call(hostile[0], ["Which drug killed Daniel Whitworth?", 5, "hybrid"])
-    assert "GHB [1]" in said
+    assert "GHB <a class=" in said and ">[1]</a>" in said  # the marker links to its span
 
 
 @pytest.mark.parametrize("host, status", [("evil.example", 400), ("localhost", 200), ("127.0.0.1", 200)])
@@ -205,3 +205,18 @@ def test_a_closed_pipe_is_not_a_traceback(seed_settings):
                             "| head -1", shell=True, env=env, capture_output=True, text=True,
                             cwd=Path(__file__).parent.parent)
     assert result.stdout.strip() == "{" and "Traceback" not in result.stderr
+
+
+def test_only_the_answers_own_markers_become_links():
+    from qa.types import Answer, Citation
+    from ui.render import render_answer
+
+    doc = 'It cost <img src=x> [1] pounds. <a href="//evil">[2]</a>'
+    cited = doc[:31]
+    citation = Citation(n=1, source="a b.txt", start=0, end=31, text=cited, chunk_id="c", score=1.0, line=1)
+    answer = Answer(question="q", search_query="q", answer=f"{cited[:-1]} [1].", abstained=False,
+                    citations=(citation,), passages=())
+    html = render_answer(answer, lambda source: doc)
+    assert html.count('class="qa-cite"') == 1 and "<img" not in html and 'href="//evil"' not in html
+    assert 'href="/view/a%20b.txt?start=0&amp;end=31#span" target="_blank" rel="noopener">[1]</a>.' in html
+    assert "&lt;img src=x&gt; [1] pounds <a" in html  # the document's own "[1]" stays text

@@ -122,7 +122,7 @@ def test_gradio_client_gets_a_cited_answer(server):
     chat, cards, box = client.predict("Which drug killed Daniel Whitworth?", 5, "hybrid", api_name="/chat")
     content = chat[-1]["content"]
     text = content if isinstance(content, str) else " ".join(part.get("text", "") for part in content)
-    assert "GHB [1]" in text
+    assert "GHB <a class=\"qa-cite\" href=\"/view/002_20261bb465ea9f56.txt?start=" in text
     assert "002_20261bb465ea9f56.txt:22" in cards
 
 
@@ -201,6 +201,107 @@ def test_hostile_document_renders_as_text(tmp_path):
             view.wait_for_load_state()
             assert "<script>" in view.locator("#source-text").inner_text()
             assert view.evaluate("window.__pwned") is None
+            browser.close()
+    finally:
+        stop_server(proc)
+
+
+def _rgb(css: str) -> tuple[int, ...]:
+    return tuple(int(float(v)) for v in css[css.index("(") + 1:css.index(")")].split(",")[:3])
+
+
+def _contrast(page, selector: str) -> float:
+    """WCAG contrast ratio of an element's text colour against its own (or nearest painted) background."""
+    fg, bg = page.locator(selector).first.evaluate("""el => {
+        let bg = el, c = getComputedStyle(el).color;
+        while (bg && ['rgba(0, 0, 0, 0)', 'transparent'].includes(getComputedStyle(bg).backgroundColor))
+            bg = bg.parentElement;
+        return [c, bg ? getComputedStyle(bg).backgroundColor : 'rgb(255, 255, 255)'];
+    }""")
+
+    def luminance(rgb):
+        lin = [(v / 255) / 12.92 if v / 255 <= 0.04045 else ((v / 255 + 0.055) / 1.055) ** 2.4 for v in rgb]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    high, low = sorted((luminance(_rgb(fg)), luminance(_rgb(bg))), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+@pytest.mark.browser
+def test_browser_citation_marker_opens_the_cited_span(server):
+    from playwright.sync_api import sync_playwright
+
+    question = "Which drug killed Daniel Whitworth?"
+    citation = httpx.post(server + "/api/ask", json={"question": question}).json()["citations"][0]
+    with sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(server + "/")
+        _ask(page, question)
+        marker = page.locator("#qa-chat a.qa-cite").first
+        marker.wait_for(timeout=30_000)
+        assert marker.inner_text() == "[1]"
+        with page.context.expect_page() as popup:
+            marker.click()
+        view = popup.value
+        view.wait_for_load_state()
+        assert view.url.endswith(f"/view/{citation['source']}?start={citation['start']}&end={citation['end']}#span")
+        assert view.locator("mark#span").inner_text() == citation["text"]
+        browser.close()
+
+
+@pytest.mark.browser
+def test_browser_phone_shows_each_answers_sources_under_it(server):
+    from playwright.sync_api import sync_playwright
+
+    OUTPUT.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+        page.goto(server + "/")
+        _ask(page, "Which drug killed Daniel Whitworth?")
+        page.locator("#qa-chat .qa-sources .qa-card").first.wait_for(timeout=30_000)
+        _ask(page, "How old was he?")
+        page.get_by_text("searched for: How old was Daniel Whitworth?").first.wait_for(timeout=30_000)
+        assert page.locator("#qa-chat .qa-sources").count() == 2  # each answer keeps its own sources
+        latest = page.locator("#qa-chat .qa-sources").last
+        assert "Mr Whitworth, 21," in latest.locator(".qa-span").first.inner_text()
+        marker = page.locator("#qa-chat a.qa-cite").last
+        marker.scroll_into_view_if_needed()
+        card = latest.locator(".qa-card").first.bounding_box()
+        assert 0 <= card["y"] - marker.bounding_box()["y"] < 844 - card["height"] / 2
+        latest.locator(".qa-card").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(OUTPUT / "chat-mobile.png"))
+        browser.close()
+
+
+@pytest.mark.browser
+def test_browser_dark_mode_keeps_banner_cards_and_source_readable(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    OUTPUT.mkdir(exist_ok=True)
+    proc, url = start_server(ROOT / "eval" / "data" / "harbour", tmp_path / "index")  # a corpus whose sources differ
+    try:
+        with sync_playwright() as p:
+            browser = _browser(p)
+            page = browser.new_context(color_scheme="dark", viewport={"width": 1280, "height": 900}).new_page()
+            page.goto(url + "/")
+            _ask(page, "What was the weather in Barking?")
+            page.locator("#qa-cards .qa-abstain").wait_for(timeout=30_000)
+            assert _contrast(page, "#qa-cards .qa-abstain") >= 4.5
+            _ask(page, "How much will the harbour wall repairs cost?")
+            page.locator("#qa-cards .qa-conflict").wait_for(timeout=30_000)
+            for selector in ("#qa-cards .qa-conflict", "#qa-chat .qa-conflict", "#qa-cards .qa-ctx", "#qa-chat .qa-ctx",
+                             "#qa-cards .qa-src", "#qa-cards .qa-span", "#qa-chat a.qa-cite"):
+                assert _contrast(page, selector) >= 4.5, selector
+            page.screenshot(path=str(OUTPUT / "chat-dark.png"))
+            with page.context.expect_page() as popup:
+                page.locator("#qa-cards .qa-card").first.click()
+            view = popup.value
+            view.wait_for_load_state()
+            for selector in ("#source-text", "mark#span"):
+                assert _contrast(view, selector) >= 4.5, selector
+            view.screenshot(path=str(OUTPUT / "source-dark.png"))
             browser.close()
     finally:
         stop_server(proc)

@@ -1,4 +1,4 @@
-"""The Gradio chat: multi-turn, streamed answers, citation cards beside the conversation."""
+"""The Gradio chat: multi-turn, streamed answers, linked [n] markers, each answer's citation cards under it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from index.errors import QAError
 from qa.engine import QA
 from qa.followup import FOLLOWUP_TURNS
 
-from .render import render_cards
+from .render import render_answer, render_cards
 from .schema import AnswerJSON, AskRequest
 
 CSS = """
@@ -23,7 +23,8 @@ CSS = """
           text-decoration:none !important; color:inherit !important; background:#fff;}
 .qa-card:hover {border-color:#3e7bfa; box-shadow:0 1px 6px rgba(62,123,250,.15);}
 .qa-card-head {display:flex; gap:.5rem; align-items:baseline; font-size:.85rem; margin-bottom:.3rem;}
-.qa-n {font-weight:700; color:#3e7bfa;} .qa-src {color:#52606d; font-family:ui-monospace,monospace;}
+.qa-n {font-weight:700; color:#3e7bfa; white-space:nowrap;}
+.qa-src {color:#52606d; font-family:ui-monospace,monospace; overflow-wrap:anywhere;}
 .qa-score {margin-left:auto; color:#9aa5b1;}
 .qa-ctx {font-size:.92rem; line-height:1.5; color:#3e4c59; text-align:left;} .qa-span {background:#ffe58a; color:#1f2933;}
 .qa-open {font-size:.8rem; color:#3e7bfa; margin-top:.3rem;}
@@ -31,6 +32,13 @@ CSS = """
 .qa-abstain {background:#f0f4f8; border-left:4px solid #9aa5b1; padding:.5rem .7rem; margin:.4rem 0;}
 .qa-query {color:#52606d; font-style:italic; margin:.3rem 0;}
 .qa-empty {color:#9aa5b1; padding:1rem 0;}
+a.qa-cite {color:#3e7bfa; font-weight:600; text-decoration:none;}
+.qa-sources {margin-top:.6rem;} .qa-sources summary {cursor:pointer; color:#52606d; font-size:.85rem;}
+.dark .qa-card {background:#1f2933; border-color:#3e4c59;} .dark .qa-ctx {color:#d9e2ec;}
+.dark .qa-src, .dark .qa-query, .dark .qa-sources summary, .dark #qa-title p {color:#9aa5b1;}
+.dark .qa-conflict {background:#3b2a10; color:#fde8c4; border-left-color:#f0a020;}
+.dark .qa-abstain {background:#243b53; color:#d9e2ec;}
+.dark .qa-n, .dark .qa-open, .dark a.qa-cite {color:#7ea8ff;}
 """
 EXAMPLES_FILE = ".qa-examples.txt"
 
@@ -77,13 +85,14 @@ def build_chat(qa: QA) -> gr.Blocks:
         shown.append({"role": "user", "content": escape(message)})
         try:
             answer = qa.ask(message, history=turns, k=_as_int(k), mode=str(mode))
-            cards = render_cards(answer, lambda source: qa.source_text(source, answer.generation))
+            document_text = lambda source: qa.source_text(source, answer.generation)
+            cards, bubble = render_cards(answer, document_text), render_answer(answer, document_text)
         except QAError as exc:
             shown.append({"role": "assistant", "content": f"\u26a0 {escape(str(exc))}"})
             return shown[-MAX_SHOWN_MESSAGES:], gr.update(), {"shown": shown[-MAX_SHOWN_MESSAGES:], "turns": turns}, ""
-        # The chat renders HTML; document text must show as text, so it is escaped here.
+        # The chat renders HTML; document text is escaped in render_answer, links come from the citations.
         prefix = f"searched for: {escape(answer.search_query)}\n\n" if answer.search_query != answer.question else ""
-        shown.append({"role": "assistant", "content": prefix + escape(answer.answer)})
+        shown.append({"role": "assistant", "content": prefix + bubble})
         turns = [*turns, (message, answer.answer)][-FOLLOWUP_TURNS:]
         shown = shown[-MAX_SHOWN_MESSAGES:]
         return shown, cards, {"shown": shown, "turns": turns}, ""

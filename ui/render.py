@@ -39,12 +39,41 @@ def _card(label: str, source: str, line: int, start: int, end: int, text: str, e
         f'<div class="qa-open">Open source \u2197</div></a>')
 
 
-def render_cards(answer: Answer | None, document_text) -> str:
+def link_markers(answer: Answer) -> str:
+    """The answer prose, escaped, with each citation's [n] marker as a link to its span.
+
+    Markers are found by walking the citations in order (each follows its own sentence), so a "[1]" that
+    document text happens to contain never becomes a link.
+    """
+    text, pos, parts = answer.answer, 0, []
+    for c in answer.citations:
+        marker = f"[{c.n}]"
+        sentence = " ".join(c.text.split()).rstrip(".!?'\"\u2019\u201d")
+        at = text.find(marker, min(pos + len(sentence), len(text)))
+        if at == -1:
+            at = text.find(marker, pos)
+        if at == -1:
+            continue
+        href = escape(source_link(c.source, c.start, c.end))
+        parts += [escape(text[pos:at]), f'<a class="qa-cite" href="{href}" target="_blank" rel="noopener">{marker}</a>']
+        pos = at + len(marker)
+    return "".join(parts) + escape(text[pos:])
+
+
+def render_answer(answer: Answer, document_text) -> str:
+    """The assistant bubble: linked prose, then this answer's own sources in a collapsible block."""
+    n = len(answer.citations) or min(len(answer.passages), 3)
+    label = f"Sources ({n})" if answer.citations else f"Closest passages ({n})"
+    return (f'{link_markers(answer)}<details class="qa-sources" open><summary>{label}</summary>'
+            f'{render_cards(answer, document_text, query=False)}</details>')
+
+
+def render_cards(answer: Answer | None, document_text, query: bool = True) -> str:
     """The side panel for one answer: citation cards, or the closest passages when it abstained."""
     if answer is None:
         return '<div class="qa-empty">Citations appear here: each card shows the exact span it quotes.</div>'
     parts = []
-    if answer.search_query != answer.question:
+    if query and answer.search_query != answer.question:
         parts.append(f'<div class="qa-query">searched for: {escape(answer.search_query)}</div>')
     if answer.conflict:  # the banner says what the JSON says, nothing more
         parts.append('<div class="qa-conflict">Sources differ: each account is shown with its own citation.</div>')
@@ -68,7 +97,8 @@ def render_source_page(source: str, text: str, start: int | None, end: int | Non
         body = escape(text)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{escape(source)}</title>
 <style>body{{font:16px/1.6 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#1f2933}}
-pre{{white-space:pre-wrap;font:inherit}}mark{{background:#ffe58a;padding:.1em 0;scroll-margin-top:40vh}}
-h1{{font-size:1rem;color:#52606d}}</style></head>
+pre{{white-space:pre-wrap;font:inherit}}mark{{background:#ffe58a;color:#1f2933;padding:.1em 0;scroll-margin-top:40vh}}
+h1{{font-size:1rem;color:#52606d}}
+@media (prefers-color-scheme:dark){{body{{background:#12181f;color:#d9e2ec}}h1{{color:#9aa5b1}}}}</style></head>
 <body><h1>{escape(source)}</h1><pre id="source-text">{body}</pre>
 <script>{VIEW_SCRIPT}</script></body></html>"""
