@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -80,12 +81,18 @@ def export_onnx(path: Path, target: Path) -> None:
                 return self.model(input_ids=input_ids, attention_mask=attention_mask,
                                   token_type_ids=token_type_ids).last_hidden_state
 
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
         model = AutoModel.from_pretrained(str(path), local_files_only=True).eval()
         dummy = torch.ones((2, 8), dtype=torch.long)
         axes = {name: {0: "batch", 1: "tokens"} for name in
                 ("input_ids", "attention_mask", "token_type_ids", "last_hidden_state")}
         tmp = target.with_suffix(".onnx.tmp")
-        with torch.no_grad():
+        # The tracer warns about Python branches in the attention mask code; they are constant for an encoder
+        # (tests check padded batches and every length against sentence-transformers), so the user need not see them.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             torch.onnx.export(LastHidden(model), (dummy, dummy, torch.zeros_like(dummy)), str(tmp),
                               input_names=["input_ids", "attention_mask", "token_type_ids"],
                               output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17, dynamo=False)
