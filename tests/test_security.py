@@ -107,7 +107,8 @@ def test_huge_bodies_are_refused_before_parsing(hostile):
 
 @pytest.mark.parametrize("method, path, status", [
     ("GET", "/api/ask", 405), ("DELETE", "/api/sources", 405), ("POST", "/healthz", 405),
-    ("GET", "/api/nope", 404), ("POST", "/api/ask/extra", 404),
+    ("GET", "/api/nope", 404), ("POST", "/api/ask/extra", 404), ("GET", "/nope", 404),
+    ("GET", "/api/sources/nope.txt", 404),
 ])
 def test_wrong_methods_and_routes_get_json_errors(hostile, method, path, status):
     response = httpx.request(method, hostile[0] + path)

@@ -170,13 +170,34 @@ class SecurityHeaders:
             return await send_json(send, 403, {"error": "file transfer is disabled: the chat takes text only"})
         csp = VIEW_CSP if path.startswith("/view/") else APP_CSP
 
+        not_found: list | None = None  # a JSON 404 from a mounted app, held back to be said our way
+
         async def with_headers(message):
+            nonlocal not_found
             if message["type"] == "http.response.start":
+                headers = dict(message.get("headers", []))
+                if message["status"] == 404 and headers.get(b"content-type", b"").startswith(b"application/json"):
+                    not_found = []
+                    return None
                 names = {k.lower() for k, _ in message.get("headers", [])}
                 extra = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
                          (b"referrer-policy", b"no-referrer"), (b"content-security-policy", csp.encode())]
                 message = {**message, "headers": [*message.get("headers", []),
                                                   *[(k, v) for k, v in extra if k not in names]]}
+            elif message["type"] == "http.response.body" and not_found is not None:
+                not_found.append(message.get("body", b""))
+                if message.get("more_body"):
+                    return None
+                # Gradio answers unknown routes {"detail": "Not Found"}; every JSON error here is {"error": ...}.
+                try:
+                    body = json.loads(b"".join(not_found) or b"{}")
+                except ValueError:
+                    body = {}
+                detail = body.get("error") or body.get("detail") if isinstance(body, dict) else None
+                return await send_json(send, 404, {"error": detail if isinstance(detail, str) and detail != "Not Found"
+                                                   else f"no such page: {path}"}, [
+                    (b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+                    (b"content-security-policy", csp.encode())])
             await send(message)
 
         return await self.app(scope, receive, with_headers)
