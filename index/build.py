@@ -114,10 +114,8 @@ class EmbeddingCache:
                                   [(self._key(t), m.shape[1], np.asarray(m, dtype=np.float32).tobytes())
                                    for t, m in zip(texts, matrices)])
 
-    def close(self, clear: bool = False) -> None:
+    def close(self) -> None:
         self.conn.close()
-        if clear:
-            self.path.unlink(missing_ok=True)
 
 
 def embed_resumably(model: Path, chunks: list[Chunk], cache: EmbeddingCache, progress: Progress | None,
@@ -401,7 +399,7 @@ def _build_locked(settings: Settings, corpus: Path, rebuild: bool, progress, all
         orphans = [i for i in collection.get(include=[])["ids"] if i not in in_store]
         for i in range(0, len(orphans), CHROMA_BATCH):
             collection.delete(ids=orphans[i:i + CHROMA_BATCH])
-    EmbeddingCache(index_dir, model).close(clear=True)  # everything embedded is in the index now
+    (index_dir / EMBED_CACHE).unlink(missing_ok=True)  # everything embedded is in the index now
     report.chunks = len(wanted)
     report.seconds = time.perf_counter() - started
     return report

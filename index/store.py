@@ -71,13 +71,9 @@ def open_side_store(path: Path, create: bool = False) -> sqlite3.Connection:
             conn.close()
             raise IndexDamagedError(path.parent, str(exc)) from exc
         meta = {}
-    except sqlite3.DatabaseError as exc:
+    except sqlite3.DatabaseError as exc:  # not a database at all (an empty file is one: "no such table")
         conn.close()
-        if create and path.stat().st_size == 0:
-            meta = {}
-            conn = sqlite3.connect(str(path), check_same_thread=False)
-        else:
-            raise IndexDamagedError(path.parent, str(exc)) from exc
+        raise IndexDamagedError(path.parent, str(exc)) from exc
     if meta.get("schema", SCHEMA_VERSION) != SCHEMA_VERSION:
         conn.close()
         raise IndexMissingError(f"The index at {path.parent} is from another version: run `qa index --rebuild`")
