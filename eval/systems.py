@@ -73,8 +73,8 @@ def sentence_ranker(qa: QA, k: int = 5) -> System:
         query = resolve_followup(question, [tuple(h) for h in history])
         index = qa.index
         passages = index.search(query, k=k)
-        pool = candidates(analyse(query), passages, term_weights(analyse(query), index.document_frequency,
-                                                                 index.n_chunks),
+        spec = analyse(query)
+        pool = candidates(spec, passages, term_weights(spec, index.document_frequency, index.n_chunks),
                           index.embed(query), index.sentence_vectors([p.chunk_id for p in passages]))
         top = sorted(pool, key=lambda c: -(c.features[cos] + c.features[lexical]))[:2]
         if not top or max(c.features[cos] for c in pool) < threshold:

@@ -169,6 +169,8 @@ class SecurityHeaders:
         if path.startswith(BLOCKED_PREFIXES):
             return await send_json(send, 403, {"error": "file transfer is disabled: the chat takes text only"})
         csp = VIEW_CSP if path.startswith("/view/") else APP_CSP
+        extra = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+                 (b"referrer-policy", b"no-referrer"), (b"content-security-policy", csp.encode())]
 
         not_found: list | None = None  # a JSON 404 from a mounted app, held back to be said our way
 
@@ -180,8 +182,6 @@ class SecurityHeaders:
                     not_found = []
                     return None
                 names = {k.lower() for k, _ in message.get("headers", [])}
-                extra = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
-                         (b"referrer-policy", b"no-referrer"), (b"content-security-policy", csp.encode())]
                 message = {**message, "headers": [*message.get("headers", []),
                                                   *[(k, v) for k, v in extra if k not in names]]}
             elif message["type"] == "http.response.body" and not_found is not None:
@@ -195,9 +195,7 @@ class SecurityHeaders:
                     body = {}
                 detail = body.get("error") or body.get("detail") if isinstance(body, dict) else None
                 return await send_json(send, 404, {"error": detail if isinstance(detail, str) and detail != "Not Found"
-                                                   else f"no such page: {path}"}, [
-                    (b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
-                    (b"content-security-policy", csp.encode())])
+                                                   else f"no such page: {path}"}, extra)
             await send(message)
 
         return await self.app(scope, receive, with_headers)
