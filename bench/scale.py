@@ -26,7 +26,6 @@ import random
 import re
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ import time
 from pathlib import Path
 
 import httpx
+from serving import free_port, start_qa_server  # bench/ is on sys.path when a script here runs
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "results"
@@ -124,19 +124,8 @@ def peak_child_rss_mb() -> float:
 
 
 def serve_and_query(env: dict, questions: list[dict]) -> dict:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "qa", "serve", "--port", str(port)], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, url = start_qa_server(env)
     try:
-        for _ in range(1200):
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.25)
         with httpx.Client(timeout=60) as http:
             http.post(url + "/api/ask", json={"question": "warm up"})
             latencies, hits, correct = [], 0, 0
@@ -235,9 +224,7 @@ def main() -> None:
         for size in [int(s) for s in args.sizes.split(",") if s]:
             results["runs"].append(bench_size(size, size <= args.tutorial_max, None, work))
         if args.chroma_server:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
+            port = free_port()
             chroma = subprocess.Popen([str(ROOT / ".venv/bin/chroma"), "run", "--path", str(work / "chroma-server"),
                                        "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
