@@ -218,6 +218,18 @@ def open_collection(settings: Settings, name: str, create: bool = False):
         return client.get_or_create_collection(name, metadata={"hnsw:space": "cosine"})
     try:
         return client.get_collection(name)
+    except Exception:
+        pass
+    # The folder may have been deleted and rebuilt under this process: a cached client keeps seeing the old
+    # store, so drop chromadb's cached systems and look once more with a fresh client.
+    if not settings.chroma_host:
+        from chromadb.api.client import SharedSystemClient
+
+        with _CHROMA_LOCK:
+            _chroma_client.cache_clear()
+            SharedSystemClient.clear_system_cache()
+    try:
+        return open_chroma(settings).get_collection(name)
     except Exception as exc:
         raise IndexMissingError(f"Chroma collection {name!r} is missing: run `qa index --rebuild`") from exc
 
