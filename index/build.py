@@ -222,7 +222,10 @@ def index_lock(index_dir: Path):
     from filelock import FileLock, Timeout
 
     check_index_dir(index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise QAError(f"Cannot create the index folder {index_dir} ({exc.strerror})") from exc
     lock = FileLock(str(index_dir / LOCK_FILE))
     try:
         lock.acquire(timeout=0)

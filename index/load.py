@@ -74,6 +74,15 @@ def read_document(path: Path, source: str) -> tuple[Document | Skipped, list[Ski
     return document, [Skipped(source, note) for note in parsed.notes]
 
 
+def _is_utf8(name: str) -> bool:
+    """False for a name with bytes that are not UTF-8 (Python keeps them as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _has_control_chars(name: str) -> bool:
     return any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in name)
 
@@ -101,6 +110,8 @@ def list_files(root: Path) -> tuple[list[tuple[Path, str]], list[Skipped]]:
                 continue
             if _has_control_chars(source):
                 refused.append(Skipped(ascii(source)[1:-1], "file name contains control characters"))
+            elif not _is_utf8(source):
+                refused.append(Skipped(ascii(source)[1:-1], "file name is not valid UTF-8"))
             elif path.is_symlink() and not path.resolve().is_relative_to(real_root):
                 refused.append(Skipped(source, "symbolic link to a file outside the corpus"))
             elif path.is_file():

@@ -258,6 +258,13 @@ COMMANDS = {"index": cmd_index, "ask": cmd_ask, "chat": cmd_chat, "source": cmd_
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:  # bytes the terminal passed through that are not UTF-8
+            print(f"qa: error: argument {ascii(arg)} is not valid UTF-8", file=sys.stderr)
+            return 2
     args = _parser().parse_args(argv)
     try:
         settings = load_settings(corpus=args.corpus, index_dir=args.index_dir)

@@ -261,3 +261,19 @@ def test_a_rebuild_under_load_fails_no_request(seed_settings, tmp_path):
             t.join()
         stop_server(proc)
     assert failures == [] and answered[0] > 10
+
+
+def test_the_server_recovers_when_its_index_folder_is_deleted_and_rebuilt(seed_settings, tmp_path):
+    index_dir = tmp_path / "idx"
+    shutil.copytree(seed_settings.index_dir, index_dir)
+    proc, url = start_server(SEEDS, index_dir)
+    try:
+        assert httpx.post(url + "/api/ask", json={"question": QUESTION}).status_code == 200
+        shutil.rmtree(index_dir)
+        assert run_qa("index", index_dir=index_dir).returncode == 0
+        for mode in ("hybrid", "dense"):
+            answer = httpx.post(url + "/api/ask", json={"question": QUESTION, "mode": mode})
+            assert answer.status_code == 200, answer.text
+            assert "GHB" in answer.json()["answer"]
+    finally:
+        stop_server(proc)

@@ -221,3 +221,38 @@ def test_only_the_answers_own_markers_become_links():
     assert html.count('class="qa-cite"') == 1 and "<img" not in html and 'href="//evil"' not in html
     assert 'href="/view/a%20b.txt?start=0&amp;end=31#span" target="_blank" rel="noopener">[1]</a>.' in html
     assert "&lt;img src=x&gt; [1] pounds <a" in html  # the document's own "[1]" stays text
+
+
+def test_refusals_from_the_outer_layers_carry_the_security_headers(hostile):
+    url = hostile[0]
+    port = url.rsplit(":", 1)[1]
+    for response in (httpx.get(url + "/healthz", headers={"Host": f"evil.example:{port}"}),
+                     httpx.post(url + "/api/ask", content=b"x" * 2_000_000, headers={"content-type": "application/json"}),
+                     httpx.post(url + "/gradio_api/call/chat", json={"data": [{"path": "/etc/hostname"}, 5, "hybrid"]})):
+        assert response.status_code in (400, 413, 422)
+        assert response.headers["x-content-type-options"] == "nosniff" and response.headers["x-frame-options"] == "DENY"
+
+
+def test_names_and_arguments_that_are_not_utf8_are_one_line_errors(tmp_path):
+    import os
+    import sys
+
+    from .test_cli import run_qa
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "good.txt").write_text("Ada Quist keeps the lighthouse at Rye.", encoding="utf-8")
+    with open(os.path.join(os.fsencode(corpus), b"bad\xffname.txt"), "wb") as f:
+        f.write(b"Another file.")
+    indexed = run_qa("index", str(corpus), index_dir=tmp_path / "idx")
+    assert indexed.returncode == 0 and "Traceback" not in indexed.stderr
+    assert "file name is not valid UTF-8" in indexed.stderr
+    env = {**os.environ, "QA_INDEX_DIR": str(tmp_path / "idx"), "QA_CORPUS": str(corpus), "HF_HUB_OFFLINE": "1"}
+    for args in ([b"ask", b"\xff\xfe lighthouse"], [b"source", b"\xff.txt"]):
+        result = subprocess.run([sys.executable.encode(), b"-m", b"qa", *args], env=env, capture_output=True,
+                                cwd=Path(__file__).parent.parent)
+        assert result.returncode == 2 and b"is not valid UTF-8" in result.stderr and b"Traceback" not in result.stderr
+    (tmp_path / "a-file").write_text("x")
+    blocked = run_qa("index", str(corpus), index_dir=tmp_path / "a-file" / "idx")
+    assert blocked.returncode == 1 and "Cannot create the index folder" in blocked.stderr
+    assert "Traceback" not in blocked.stderr
