@@ -1,7 +1,7 @@
 """What stands between the network and the app: host check, body limit, optional token, headers.
 
-Plain ASGI middleware, outermost first: TrustedHost (DNS rebinding) -> body limit and file check -> token ->
-headers -> the FastAPI app with the Gradio chat mounted at /.
+Plain ASGI middleware, outermost first: headers (and Gradio's file routes closed) -> TrustedHost (DNS
+rebinding) -> body limit and file check -> token -> the FastAPI app with the Gradio chat mounted at /.
 """
 
 from __future__ import annotations

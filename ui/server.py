@@ -117,12 +117,12 @@ def create_app(qa: QA, host: str = "127.0.0.1", allow_hosts: list[str] | None = 
                               theme=gr.themes.Soft(primary_hue="blue"), allowed_paths=[],
                               blocked_paths=[str(qa.settings.index_dir.resolve()), str(qa.settings.corpus.resolve())],
                               max_file_size=0)
-    app.add_middleware(SecurityHeaders)
     if token:
         app.add_middleware(TokenGate, token=token)
     app.add_middleware(RequestGuard)
     names = allowed_host_names(host, allow_hosts)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=["*"] if "*" in names else names)
+    app.add_middleware(SecurityHeaders)  # outermost: the refusals of the layers inside carry the headers too
     return app
 
 
