@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .types import Answer
+from .types import Answer, Citation
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -23,6 +23,26 @@ def where(source: str, line: int, page: int | None = None, headings: str = "") -
     """source:line, with the PDF page and the heading path when there are any."""
     extra = ", ".join(x for x in (f"p. {page}" if page else "", headings) if x)
     return f"{source}:{line}" + (f" ({extra})" if extra else "")
+
+
+def split_at_markers(answer: Answer) -> list[str | Citation]:
+    """The answer prose as pieces of text, each [n] marker replaced by its Citation.
+
+    Markers are found by walking the citations in order (each follows its own sentence), so a "[1]" that
+    document text happens to contain stays text.
+    """
+    text, pos, parts = answer.answer, 0, []
+    for c in answer.citations:
+        marker = f"[{c.n}]"
+        sentence = " ".join(c.text.split()).rstrip(".!?'\"\u2019\u201d")
+        at = text.find(marker, min(pos + len(sentence), len(text)))
+        if at == -1:
+            at = text.find(marker, pos)
+        if at == -1:
+            continue
+        parts += [text[pos:at], c]
+        pos = at + len(marker)
+    return [*parts, text[pos:]]
 
 
 def format_answer(answer: Answer, show_query: bool = False) -> str:
