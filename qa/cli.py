@@ -27,32 +27,41 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--index-dir", help="index folder (env QA_INDEX_DIR, default .qa-index)")
     p.add_argument("--corpus", help="document folder (env QA_CORPUS, default seeds/)")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    # Every command that reads or writes an index takes the collection it works on.
+    coll = _Parser(add_help=False)
+    coll.add_argument("--collection", metavar="NAME",
+                      help="named index (env QA_COLLECTION; default: the default collection, made from --corpus)")
 
-    s = sub.add_parser("index", help="index documents (incremental)")
+    s = sub.add_parser("index", help="index documents (incremental)", parents=[coll])
     s.add_argument("paths", nargs="*", help="corpus folder (default: QA_CORPUS)")
     s.add_argument("--rebuild", action="store_true", help="start from an empty index")
     s.add_argument("--allow-empty", action="store_true", help="let a folder with no readable documents empty the index")
 
-    s = sub.add_parser("ask", help="answer one question with citations")
+    s = sub.add_parser("ask", help="answer one question with citations", parents=[coll])
     s.add_argument("question")
     s.add_argument("--json", action="store_true", help="print the Answer JSON")
     s.add_argument("-k", type=int, default=5, help="passages to retrieve (default 5)")
     s.add_argument("--mode", default="hybrid", choices=["hybrid", "dense", "lexical"])
 
-    s = sub.add_parser("chat", help="multi-turn questions in the terminal")
+    s = sub.add_parser("chat", help="multi-turn questions in the terminal", parents=[coll])
     s.add_argument("-k", type=int, default=5)
 
-    s = sub.add_parser("source", help="print an indexed source, or a span of it with context")
+    s = sub.add_parser("source", help="print an indexed source, or a span of it with context", parents=[coll])
     s.add_argument("source", nargs="?")
     s.add_argument("--start", type=int)
     s.add_argument("--end", type=int)
     s.add_argument("--list", action="store_true", help="list indexed sources")
 
-    s = sub.add_parser("serve", help="browser chat and REST API")
+    s = sub.add_parser("serve", help="browser chat and REST API", parents=[coll])
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=7860)
     s.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="also answer requests for this Host name (repeatable; '*' for any)")
+
+    s = sub.add_parser("collections", help="list collections (documents, chunks, size, last indexed), or delete one")
+    s.add_argument("action", nargs="?", default="list", choices=["list", "delete"])
+    s.add_argument("name", nargs="?", help="the collection to delete")
+    s.add_argument("--json", action="store_true", help="print the list as JSON")
 
     s = sub.add_parser("eval", help="run the grounding eval")
     s.add_argument("--set", dest="eval_set", help="eval set JSONL (default eval/data/reference.jsonl)")
@@ -146,11 +155,19 @@ def _open_qa(settings, fast_start: bool = False):
 
 
 def cmd_index(args, settings) -> int:
+    from index.collections import DEFAULT_COLLECTION, collection_info, collection_settings
+
     if len(args.paths) > 1:
         raise UsageError("qa index takes one corpus folder")
-    corpus = Path(args.paths[0]) if args.paths else settings.corpus
-    if not corpus.exists():
+    name = args.collection
+    corpus = Path(args.paths[0]) if args.paths else None
+    if corpus is not None and not corpus.exists():
         raise NotFoundError(f"No such file or folder: {corpus}")
+    before = collection_info(settings, name).corpus
+    settings = collection_settings(settings, name, corpus)  # a named one without a folder: the folder it indexes
+    corpus = settings.corpus
+    if before and Path(before) != corpus.resolve():
+        print(f"note: collection {name!r} indexed {before}; it now indexes {corpus.resolve()}", file=sys.stderr)
     progress = _IndexProgress()  # on screen before the slow imports
     from index.build import build_index
 
@@ -161,7 +178,7 @@ def cmd_index(args, settings) -> int:
         progress.finish()
     if report.documents == 0:
         print(f"warning: no readable documents in {corpus}: the index is now empty", file=sys.stderr)
-    print(report.summary())
+    print(report.summary() + ("" if name == DEFAULT_COLLECTION else f" into collection {name!r}"))
     return 0
 
 
@@ -170,7 +187,7 @@ def cmd_ask(args, settings) -> int:
     from .format import format_answer
 
     check_question(args.question, args.k, args.mode)  # fail fast, before loading anything
-    qa = _open_qa(settings, fast_start=True)
+    qa = _open_qa(_collection(args, settings), fast_start=True)
     answer = qa.ask(args.question, k=args.k, mode=args.mode)
     for note in qa.index.notes:
         print(f"warning: {note}", file=sys.stderr)
@@ -193,7 +210,7 @@ def cmd_chat(args, settings) -> int:
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if interactive:
         import readline  # noqa: F401  (gives input() line editing and an in-session history: arrow keys)
-    qa = _open_qa(settings)
+    qa = _open_qa(_collection(args, settings))
     history: list[tuple[str, str]] = []
     print("Ask a question (empty line or Ctrl-D to quit).")
     while True:
@@ -220,7 +237,7 @@ def cmd_source(args, settings) -> int:
 
     from .format import terminal_safe
 
-    qa = QA(settings, build_if_missing=False)
+    qa = QA(_collection(args, settings), build_if_missing=False)
     if args.list or not args.source:
         print("\n".join(qa.index.sources()))
         return 0
@@ -241,8 +258,48 @@ def cmd_source(args, settings) -> int:
 def cmd_serve(args, settings) -> int:
     from ui.server import check_port, serve
 
+    from .library import Library
+
     check_port(args.host, args.port)  # before building an index we could not serve
-    serve(_open_qa(settings), host=args.host, port=args.port, allow_hosts=args.allow_host)
+    library = Library(settings, _open_qa(settings))
+    library.get(args.collection)  # an unknown --collection fails here, in one line, not in the browser
+    serve(library, host=args.host, port=args.port, allow_hosts=args.allow_host, collection=args.collection)
+    return 0
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+def cmd_collections(args, settings) -> int:
+    from index.collections import delete_collection, list_collections
+
+    from .format import terminal_safe
+
+    if args.action == "delete":
+        if not args.name:
+            raise UsageError("say which collection: qa collections delete NAME")
+        delete_collection(settings, args.name)
+        print(f"Deleted collection {args.name!r}")
+        return 0
+    if args.name:
+        raise UsageError("qa collections lists them all; to delete one: qa collections delete NAME")
+    found = list_collections(settings)
+    if args.json:
+        print(json.dumps([c.to_json() for c in found], ensure_ascii=False, indent=2))
+        return 0
+    rows = [("NAME", "DOCS", "CHUNKS", "SIZE", "LAST INDEXED", "FOLDER")]
+    for c in found:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(c.indexed_at)) if c.indexed_at else "never"
+        rows.append((c.name, str(c.documents), str(c.chunks), _size(c.bytes), when,
+                     "(uploads)" if c.uploads else c.corpus or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) if i in (0, 4) else cell.rjust(w) for i, (cell, w) in
+                        enumerate(zip(row[:5], widths))) + "  " + terminal_safe(row[5]))
     return 0
 
 
@@ -253,8 +310,15 @@ def cmd_eval(args, settings) -> int:
     return eval_main(settings, eval_set=args.eval_set, baselines=args.baselines, out=args.out, splits=splits)
 
 
+def _collection(args, settings):
+    """Settings of the collection a command works on (an unknown named one: NotFoundError)."""
+    from index.collections import collection_settings
+
+    return collection_settings(settings, args.collection)
+
+
 COMMANDS = {"index": cmd_index, "ask": cmd_ask, "chat": cmd_chat, "source": cmd_source,
-            "serve": cmd_serve, "eval": cmd_eval}
+            "serve": cmd_serve, "collections": cmd_collections, "eval": cmd_eval}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -268,6 +332,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings(corpus=args.corpus, index_dir=args.index_dir)
+        if "collection" in args:
+            from index.collections import DEFAULT_COLLECTION, check_name
+
+            args.collection = check_name(args.collection or os.environ.get("QA_COLLECTION") or DEFAULT_COLLECTION)
         return COMMANDS[args.command](args, settings)
     except (UsageError, NotFoundError) as exc:
         print(f"qa: error: {exc}", file=sys.stderr)

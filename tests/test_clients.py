@@ -145,7 +145,7 @@ def client(live):
 def test_ask_endpoint_is_named_and_typed(client):
     endpoint = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/ask"]
     params = {p["parameter_name"]: p for p in endpoint["parameters"]}
-    assert list(params) == ["question", "history", "k", "mode"]
+    assert list(params) == ["question", "history", "k", "mode", "collection"]
     assert params["question"]["type"] == {"type": "string"} and not params["question"]["parameter_has_default"]
     assert params["history"]["type"] == {"type": "array", "items": {"type": "array", "items": {"type": "string"}}}
     assert params["k"]["type"] == {"type": "integer"} and params["k"]["parameter_default"] == 5

@@ -9,9 +9,11 @@ from typing import Literal, get_type_hints
 import gradio as gr
 from pydantic import ValidationError
 
+from index.collections import DEFAULT_COLLECTION
 from index.errors import QAError
 from qa.engine import QA
 from qa.followup import FOLLOWUP_TURNS
+from qa.library import Library
 
 from .render import render_answer, render_cards
 from .schema import AnswerJSON, AskRequest
@@ -67,8 +69,20 @@ def _as_int(value) -> int:
 MAX_SHOWN_MESSAGES = 200  # per browser session; older bubbles drop off the top
 
 
-def build_chat(qa: QA) -> gr.Blocks:
+def _title(qa: QA, collection: str) -> str:
     n_docs = qa.index.n_documents
+    name = "" if collection == DEFAULT_COLLECTION else f" (collection <b>{escape(collection)}</b>)"
+    return (f'<div id="qa-title"><h1>Grounded QA</h1><p>Answers from {n_docs} document'
+            f'{"s" if n_docs != 1 else ""} in <code>{escape(str(qa.settings.corpus))}</code>{name}; '
+            'every sentence cites the exact span it came from.</p></div>')
+
+
+def _new_conversation(collection: str) -> dict:
+    return {"shown": [], "turns": [], "collection": collection}
+
+
+def build_chat(library: Library, collection: str = DEFAULT_COLLECTION) -> gr.Blocks:
+    qa = library.get(collection)
     examples = example_questions(qa.settings.corpus, qa)
 
     def respond(message: str, conversation: dict | None, k: int, mode: str):
@@ -78,33 +92,49 @@ def build_chat(qa: QA) -> gr.Blocks:
         two settings, never the history (a client-sent history could smuggle file paths into Gradio).
         """
         message = (message or "").strip() if isinstance(message, str) else ""
-        conversation = conversation or {"shown": [], "turns": []}
+        conversation = conversation or _new_conversation(collection)
+        name = conversation.get("collection", DEFAULT_COLLECTION)
         shown, turns = list(conversation["shown"]), list(conversation["turns"])
         if not message:
             return shown, gr.update(), conversation, ""
         shown.append({"role": "user", "content": escape(message)})
         try:
-            answer = qa.ask(message, history=turns, k=_as_int(k), mode=str(mode))
-            document_text = lambda source: qa.source_text(source, answer.generation)
-            cards, bubble = render_cards(answer, document_text), render_answer(answer, document_text)
+            engine = library.get(name)
+            answer = engine.ask(message, history=turns, k=_as_int(k), mode=str(mode))
+            document_text = lambda source: engine.source_text(source, answer.generation)
+            cards = render_cards(answer, document_text, collection=name)
+            bubble = render_answer(answer, document_text, collection=name)
         except QAError as exc:
             shown.append({"role": "assistant", "content": f"\u26a0 {escape(str(exc))}"})
-            return shown[-MAX_SHOWN_MESSAGES:], gr.update(), {"shown": shown[-MAX_SHOWN_MESSAGES:], "turns": turns}, ""
+            shown = shown[-MAX_SHOWN_MESSAGES:]
+            return shown, gr.update(), {**conversation, "shown": shown, "turns": turns}, ""
         # The chat renders HTML; document text is escaped in render_answer, links come from the citations.
         prefix = f"searched for: {escape(answer.search_query)}\n\n" if answer.search_query != answer.question else ""
         shown.append({"role": "assistant", "content": prefix + bubble})
         turns = [*turns, (message, answer.answer)][-FOLLOWUP_TURNS:]
         shown = shown[-MAX_SHOWN_MESSAGES:]
-        return shown, cards, {"shown": shown, "turns": turns}, ""
+        return shown, cards, {**conversation, "shown": shown, "turns": turns}, ""
 
-    def clear():
-        return [], render_cards(None, qa.source_text), {"shown": [], "turns": []}, ""
+    def clear(conversation: dict | None):
+        name = (conversation or {}).get("collection", collection)
+        return [], render_cards(None, qa.source_text), _new_conversation(name), ""
+
+    def switch(name: str):
+        """Another collection: a new conversation over it (follow-ups never cross collections)."""
+        try:
+            engine = library.get(name if isinstance(name, str) else "")
+        except QAError as exc:
+            gr.Warning(str(exc))
+            return gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
+        return [], render_cards(None, engine.source_text), _new_conversation(name), "", _title(engine, name)
+
+    def list_collections():
+        names = [c.name for c in library.collections()]
+        return gr.update(choices=names)
 
     with gr.Blocks(title="Grounded QA") as demo:
-        gr.HTML(f'<div id="qa-title"><h1>Grounded QA</h1><p>Answers from {n_docs} document'
-                f'{"s" if n_docs != 1 else ""} in <code>{escape(str(qa.settings.corpus))}</code>; '
-                'every sentence cites the exact span it came from.</p></div>')
-        conversation = gr.State({"shown": [], "turns": []})
+        title = gr.HTML(_title(qa, collection))
+        conversation = gr.State(_new_conversation(collection))
         with gr.Row():
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(label="Conversation", height=480, render_markdown=False, sanitize_html=True,
@@ -117,6 +147,8 @@ def build_chat(qa: QA) -> gr.Blocks:
                     clear_btn = gr.Button("Clear chat", scale=1, elem_id="qa-clear")
                 if examples:
                     gr.Examples(examples=[[e] for e in examples], inputs=[box], label="Try")
+                picker = gr.Dropdown([c.name for c in library.collections()], value=collection,
+                                     label="Collection", elem_id="qa-collection", interactive=True)
                 with gr.Accordion("Retrieval settings", open=False):
                     k = gr.Slider(1, 10, value=5, step=1, label="Passages to retrieve (k)", elem_id="qa-k")
                     mode = gr.Radio(["hybrid", "dense", "lexical"], value="hybrid", label="Retrieval mode",
@@ -129,21 +161,26 @@ def build_chat(qa: QA) -> gr.Blocks:
         outputs = [chatbot, cards, conversation, box]
         ask.click(respond, inputs, outputs, api_name="chat")
         box.submit(respond, inputs, outputs, api_name=False)
-        clear_btn.click(clear, None, outputs, api_name=False)
-        chatbot.clear(clear, None, outputs, api_name=False)  # the chatbot's own trash icon resets the state too
-        gr.api(api_ask(qa), api_name="ask")
+        clear_btn.click(clear, [conversation], outputs, api_name=False)
+        chatbot.clear(clear, [conversation], outputs, api_name=False)  # the chatbot's own trash icon resets the state too
+        picker.input(switch, [picker], [*outputs, title], api_name=False)
+        picker.focus(list_collections, None, [picker], api_name=False)  # collections made since the page loaded
+        demo.load(list_collections, None, [picker], api_name=False)
+        gr.api(api_ask(library), api_name="ask")
     return demo
 
 
-def api_ask(qa: QA):
+def api_ask(library: Library):
     """The typed endpoint for programmatic clients (`Client(url).predict(..., api_name="/ask")`)."""
 
     def ask(question: str, history: list[list[str]] = [], k: int = 5,  # noqa: B006 (never mutated)
-            mode: Literal["hybrid", "dense", "lexical"] = "hybrid") -> AnswerJSON:
+            mode: Literal["hybrid", "dense", "lexical"] = "hybrid", collection: str = DEFAULT_COLLECTION) -> AnswerJSON:
         """Answer a question with exact citations. history: earlier [user, assistant] turns, oldest first.
         Returns the Answer JSON, as POST /api/ask does."""
         try:  # the same limits and strict types as the REST API
-            request = AskRequest.model_validate({"question": question, "history": history, "k": k, "mode": mode})
+            request = AskRequest.model_validate({"question": question, "history": history, "k": k, "mode": mode,
+                                                 "collection": collection})
+            qa = library.get(request.collection)
             answer = qa.ask(request.question, history=request.history, k=request.k, mode=request.mode)
         except ValidationError as exc:
             first = exc.errors()[0]

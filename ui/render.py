@@ -5,6 +5,7 @@ from __future__ import annotations
 from html import escape
 from urllib.parse import quote
 
+from index.collections import DEFAULT_COLLECTION
 from qa.format import where
 from qa.types import Answer
 
@@ -13,8 +14,9 @@ from .security import VIEW_SCRIPT
 CONTEXT_CHARS = 220
 
 
-def source_link(source: str, start: int, end: int) -> str:
-    return f"/view/{quote(source)}?start={start}&end={end}#span"
+def source_link(source: str, start: int, end: int, collection: str = DEFAULT_COLLECTION) -> str:
+    where = "" if collection == DEFAULT_COLLECTION else f"collection={quote(collection)}&"
+    return f"/view/{quote(source)}?{where}start={start}&end={end}#span"
 
 
 def _paragraph_around(text: str, start: int, end: int) -> tuple[str, str, str]:
@@ -28,18 +30,18 @@ def _paragraph_around(text: str, start: int, end: int) -> tuple[str, str, str]:
 
 
 def _card(label: str, source: str, line: int, start: int, end: int, text: str, extra: str = "",
-          page: int | None = None, headings: str = "") -> str:
+          page: int | None = None, headings: str = "", collection: str = DEFAULT_COLLECTION) -> str:
     before, span, after = _paragraph_around(text, start, end)
     place = escape(where(source, line, page, headings))
     return (
-        f'<a class="qa-card" href="{escape(source_link(source, start, end))}" target="_blank" rel="noopener">'
+        f'<a class="qa-card" href="{escape(source_link(source, start, end, collection))}" target="_blank" rel="noopener">'
         f'<div class="qa-card-head"><span class="qa-n">{escape(label)}</span>'
         f'<span class="qa-src">{place}</span>{extra}</div>'
         f'<div class="qa-ctx">{escape(before)}<mark class="qa-span">{escape(span)}</mark>{escape(after)}</div>'
         f'<div class="qa-open">Open source \u2197</div></a>')
 
 
-def link_markers(answer: Answer) -> str:
+def link_markers(answer: Answer, collection: str = DEFAULT_COLLECTION) -> str:
     """The answer prose, escaped, with each citation's [n] marker as a link to its span.
 
     Markers are found by walking the citations in order (each follows its own sentence), so a "[1]" that
@@ -54,21 +56,22 @@ def link_markers(answer: Answer) -> str:
             at = text.find(marker, pos)
         if at == -1:
             continue
-        href = escape(source_link(c.source, c.start, c.end))
+        href = escape(source_link(c.source, c.start, c.end, collection))
         parts += [escape(text[pos:at]), f'<a class="qa-cite" href="{href}" target="_blank" rel="noopener">{marker}</a>']
         pos = at + len(marker)
     return "".join(parts) + escape(text[pos:])
 
 
-def render_answer(answer: Answer, document_text) -> str:
+def render_answer(answer: Answer, document_text, collection: str = DEFAULT_COLLECTION) -> str:
     """The assistant bubble: linked prose, then this answer's own sources in a collapsible block."""
     n = len(answer.citations) or min(len(answer.passages), 3)
     label = f"Sources ({n})" if answer.citations else f"Closest passages ({n})"
-    return (f'{link_markers(answer)}<details class="qa-sources" open><summary>{label}</summary>'
-            f'{render_cards(answer, document_text, query=False)}</details>')
+    return (f'{link_markers(answer, collection)}<details class="qa-sources" open><summary>{label}</summary>'
+            f'{render_cards(answer, document_text, query=False, collection=collection)}</details>')
 
 
-def render_cards(answer: Answer | None, document_text, query: bool = True) -> str:
+def render_cards(answer: Answer | None, document_text, query: bool = True,
+                 collection: str = DEFAULT_COLLECTION) -> str:
     """The side panel for one answer: citation cards, or the closest passages when it abstained."""
     if answer is None:
         return '<div class="qa-empty">Citations appear here: each card shows the exact span it quotes.</div>'
@@ -82,10 +85,10 @@ def render_cards(answer: Answer | None, document_text, query: bool = True) -> st
         for p in answer.passages[:3]:
             text = document_text(p.source)
             parts.append(_card("\u2022", p.source, p.line, p.start, p.end, text,
-                               f'<span class="qa-score">score {p.score:.3f}</span>', p.page, p.headings))
+                               f'<span class="qa-score">score {p.score:.3f}</span>', p.page, p.headings, collection))
     for c in answer.citations:
         parts.append(_card(f"[{c.n}]", c.source, c.line, c.start, c.end, document_text(c.source), "", c.page,
-                           c.headings))
+                           c.headings, collection))
     return "\n".join(parts)
 
 

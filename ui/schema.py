@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
 
+from index.collections import DEFAULT_COLLECTION, NAME_PATTERN
 from qa.engine import MAX_K, MAX_QUESTION_CHARS
 from qa.types import Citation, Passage
 
@@ -14,6 +15,7 @@ MAX_HISTORY_TURNS = 20
 MAX_TURN_CHARS = 4000
 
 Turn = Annotated[str, StringConstraints(strict=True, max_length=MAX_TURN_CHARS)]
+CollectionName = Annotated[str, StringConstraints(strict=True, pattern=NAME_PATTERN)]
 
 
 class AskRequest(BaseModel):
@@ -25,6 +27,7 @@ class AskRequest(BaseModel):
                                              description="earlier turns, oldest first: [[user, assistant], ...]")
     k: StrictInt = Field(5, ge=1, le=MAX_K, description="passages to retrieve")
     mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
+    collection: CollectionName = Field(DEFAULT_COLLECTION, description="the collection to answer from")
 
 
 class AnswerJSON(BaseModel):
@@ -45,6 +48,20 @@ class Sources(BaseModel):
     sources: list[str] = Field(description="indexed sources, paths relative to the corpus")
 
 
+class CollectionJSON(BaseModel):
+    name: str
+    corpus: str = Field(description="the folder it indexes (absolute path)")
+    documents: int
+    chunks: int
+    bytes: int = Field(description="size on disk: index and uploaded documents")
+    indexed_at: float | None = Field(description="when the index last changed, seconds since the epoch")
+    uploads: bool = Field(description="its documents were uploaded from the browser")
+
+
+class Collections(BaseModel):
+    collections: list[CollectionJSON] = Field(description="the default collection first, then by name")
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     documents: int = Field(description="indexed documents")
@@ -58,7 +75,7 @@ class Error(BaseModel):
 _ERRORS = {
     400: "bad question (empty, or only spaces)",
     401: "QA_TOKEN is set and the request lacks `Authorization: Bearer TOKEN`",
-    404: "unknown source or route",
+    404: "unknown source, collection or route",
     405: "wrong method for this route",
     413: "request body over 1 MB",
     422: "invalid request: wrong type, unknown field, or over a limit (20 history turns of 4,000 characters)",

@@ -14,18 +14,19 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from index.collections import DEFAULT_COLLECTION
 from index.errors import NotFoundError, QAError, UsageError
-from qa.engine import QA
+from qa.library import Library
 
 from .render import render_source_page
-from .schema import AnswerJSON, AskRequest, Health, Sources, error_responses
+from .schema import AnswerJSON, AskRequest, CollectionName, Collections, Health, Sources, error_responses
 from .security import RequestGuard, SecurityHeaders, TokenGate, allowed_host_names, is_loopback
 
 ASK_WORKERS = 2  # one per core: more threads only fight over the GIL and starve the event loop
 
 
-def create_api(qa: QA) -> FastAPI:
-    """The REST API (and the source viewer); user errors become 4xx JSON, never 500."""
+def create_api(library: Library) -> FastAPI:
+    """The REST API (and the source viewer) over every collection; user errors become 4xx JSON, never 500."""
     # /docs serves Swagger UI from the package, not a CDN: it works offline and within the CSP ('self').
     app = FastAPIOffline(title="Grounded QA", version="0.1.0", redoc_url=None, static_url="/docs/static",
                          swagger_ui_parameters={"validatorUrl": None},
@@ -56,34 +57,41 @@ def create_api(qa: QA) -> FastAPI:
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
     @app.post("/api/ask", summary="Answer a question with exact citations", response_model=AnswerJSON,
-              responses=error_responses(400, 401, 405, 413, 422, 503))
+              responses=error_responses(400, 401, 404, 405, 413, 422, 503))
     async def ask(request: AskRequest) -> dict:
         # CPU work runs on a small pool of its own, so /healthz and the chat stay responsive under load.
+        qa = library.get(request.collection)
         work = partial(qa.ask, request.question, history=request.history, k=request.k, mode=request.mode)
         answer = await asyncio.get_running_loop().run_in_executor(ask_pool, work)
         return answer.to_json()
 
     @app.get("/api/sources", summary="List indexed sources", response_model=Sources,
-             responses=error_responses(401, 405, 503))
-    def sources() -> dict:
-        return {"sources": qa.index.sources()}
+             responses=error_responses(401, 404, 405, 422, 503))
+    def sources(collection: CollectionName = DEFAULT_COLLECTION) -> dict:
+        return {"sources": library.get(collection).index.sources()}
+
+    @app.get("/api/collections", summary="List collections: documents, chunks, size, last indexed",
+             response_model=Collections, responses=error_responses(401, 405))
+    def collections() -> dict:
+        return {"collections": [c.to_json() for c in library.collections()]}
 
     # response_class=Response has no media type of its own, so the errors are documented as the JSON they are.
     @app.get("/api/sources/{source:path}", summary="Canonical text of an indexed source", response_class=Response,
              responses={200: {"description": "the canonical text",
                               "content": {"text/plain": {"schema": {"type": "string"}}}},
                         **error_responses(401, 404, 405, 422, 503)})
-    def source(source: str) -> PlainTextResponse:
-        return PlainTextResponse(qa.source_text(source))
+    def source(source: str, collection: CollectionName = DEFAULT_COLLECTION) -> PlainTextResponse:
+        return PlainTextResponse(library.get(collection).source_text(source))
 
     @app.get("/view/{source:path}", response_class=HTMLResponse, include_in_schema=False)
-    def view(source: str, start: int | None = None, end: int | None = None) -> str:
-        return render_source_page(source, qa.source_text(source), start, end)
+    def view(source: str, start: int | None = None, end: int | None = None,
+             collection: CollectionName = DEFAULT_COLLECTION) -> str:
+        return render_source_page(source, library.get(collection).source_text(source), start, end)
 
     @app.get("/healthz", summary="Liveness and index size", response_model=Health,
              responses=error_responses(405, 503))
     async def healthz() -> dict:
-        index = await asyncio.get_running_loop().run_in_executor(None, lambda: qa.index)
+        index = await asyncio.get_running_loop().run_in_executor(None, lambda: library.default.index)
         return {"status": "ok", "documents": index.n_documents, "chunks": index.n_chunks}
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -103,20 +111,21 @@ def create_api(qa: QA) -> FastAPI:
     return app
 
 
-def create_app(qa: QA, host: str = "127.0.0.1", allow_hosts: list[str] | None = None,
-               token: str | None = None) -> FastAPI:
+def create_app(library: Library, host: str = "127.0.0.1", allow_hosts: list[str] | None = None,
+               token: str | None = None, collection: str = DEFAULT_COLLECTION) -> FastAPI:
     """The API with the chat mounted at /, behind the host check, body limit, optional token and headers."""
     import gradio as gr
 
     from .chat import CSS, build_chat
 
-    app = create_api(qa)
-    # Gradio serves nothing from disk beyond its own assets: no allowed paths, the index and the
-    # corpus blocked outright, and its file and upload routes closed in SecurityHeaders.
-    app = gr.mount_gradio_app(app, build_chat(qa), path="/", css=CSS, footer_links=["api"],
+    app = create_api(library)
+    # Gradio serves nothing from disk beyond its own assets: no allowed paths, the index root and the
+    # corpora blocked outright, and its file and upload routes closed in SecurityHeaders.
+    blocked = {str(library.settings.index_dir.resolve()), str(library.settings.corpus.resolve())}
+    blocked |= {c.corpus for c in library.collections() if c.corpus}
+    app = gr.mount_gradio_app(app, build_chat(library, collection), path="/", css=CSS, footer_links=["api"],
                               theme=gr.themes.Soft(primary_hue="blue"), allowed_paths=[],
-                              blocked_paths=[str(qa.settings.index_dir.resolve()), str(qa.settings.corpus.resolve())],
-                              max_file_size=0)
+                              blocked_paths=sorted(blocked), max_file_size=0)
     if token:
         app.add_middleware(TokenGate, token=token)
     app.add_middleware(RequestGuard)
@@ -140,7 +149,8 @@ def check_port(host: str, port: int) -> None:
         raise QAError(f"Cannot listen on {host}:{port} ({exc.strerror}): choose another --port or --host") from exc
 
 
-def serve(qa: QA, host: str = "127.0.0.1", port: int = 7860, allow_hosts: list[str] | None = None) -> None:
+def serve(library: Library, host: str = "127.0.0.1", port: int = 7860, allow_hosts: list[str] | None = None,
+          collection: str = DEFAULT_COLLECTION) -> None:
     """Serve the chat and the API until interrupted."""
     import os
     import sys
@@ -157,5 +167,5 @@ def serve(qa: QA, host: str = "127.0.0.1", port: int = 7860, allow_hosts: list[s
               + ("" if token else "; set QA_TOKEN to require a token"), file=sys.stderr)
     where = f"http://{host}:{port}/" + (" (open it with ?token=QA_TOKEN)" if token else "")
     print(f"Serving the chat on {where}  (API docs: http://{host}:{port}/docs)", file=sys.stderr)
-    uvicorn.run(create_app(qa, host, allow_hosts, token), host=host, port=port, log_level="warning",
+    uvicorn.run(create_app(library, host, allow_hosts, token, collection), host=host, port=port, log_level="warning",
                 server_header=False)

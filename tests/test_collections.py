@@ -1,0 +1,158 @@
+"""Collections: a named index per folder, from the command line, REST and the chat, each answering only from its own."""
+
+import json
+
+import httpx
+import pytest
+
+from .conftest import SEEDS
+from .test_cli import run_qa
+from .test_server import _browser, start_server, stop_server
+
+FERRY = "# Ferries\n\nThe Rye ferry timetable was changed in March. The first boat to Camber leaves from the east pier.\n"
+QUESTION = "Where does the first boat to Camber leave from?"
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    """An index root with the default collection (seeds/) and a collection `boats` made from another folder."""
+    root = tmp_path_factory.mktemp("collections")
+    docs = root / "boats-docs"
+    docs.mkdir()
+    (docs / "ferry.md").write_text(FERRY, encoding="utf-8")
+    index_dir = root / "index"
+    env = {"QA_CORPUS": str(SEEDS)}
+    assert run_qa("index", index_dir=index_dir, env_extra=env).returncode == 0
+    made = run_qa("index", str(docs), "--collection", "boats", index_dir=index_dir, env_extra=env)
+    assert made.returncode == 0, made.stderr
+    assert "into collection 'boats'" in made.stdout
+    return index_dir, docs, env
+
+
+def test_each_collection_answers_from_its_own_documents(library):
+    index_dir, _, env = library
+    boats = json.loads(run_qa("ask", QUESTION, "--json", "--collection", "boats", index_dir=index_dir,
+                              env_extra=env).stdout)
+    assert boats["citations"] and {c["source"] for c in boats["citations"]} == {"ferry.md"}
+    assert "east pier" in boats["answer"]
+    default = json.loads(run_qa("ask", QUESTION, "--json", index_dir=index_dir, env_extra=env).stdout)
+    assert "ferry.md" not in {p["source"] for p in default["passages"]}
+    via_env = run_qa("source", "--list", index_dir=index_dir, env_extra={**env, "QA_COLLECTION": "boats"})
+    assert via_env.stdout.split() == ["ferry.md"]
+
+
+def test_collections_lists_counts_size_and_folder(library):
+    index_dir, docs, env = library
+    listed = json.loads(run_qa("collections", "--json", index_dir=index_dir, env_extra=env).stdout)
+    assert [c["name"] for c in listed] == ["default", "boats"]
+    boats = listed[1]
+    assert (boats["documents"], boats["chunks"], boats["corpus"], boats["uploads"]) == (1, 1, str(docs), False)
+    assert boats["bytes"] > 0 and boats["indexed_at"] > 0
+    assert listed[0]["documents"] == len(list(SEEDS.glob("[!.]*.txt")))
+    table = run_qa("collections", index_dir=index_dir, env_extra=env).stdout.splitlines()
+    assert table[0].split()[:4] == ["NAME", "DOCS", "CHUNKS", "SIZE"]
+    assert table[2].split()[:3] == ["boats", "1", "1"] and table[2].endswith(str(docs))
+
+
+@pytest.mark.parametrize("args, message", [
+    (("ask", "What?", "--collection", "nope"), "No collection named 'nope'"),
+    (("ask", "What?", "--collection", "../x"), "collection names are"),
+    (("index", "--collection", "Upper"), "collection names are"),
+    (("index", "--collection", "never-made"), "make it with `qa index FOLDER --collection never-made`"),
+    (("collections", "delete", "default"), "cannot be deleted"),
+    (("collections", "delete", "nope"), "No collection named 'nope'"),
+    (("collections", "delete"), "say which collection"),
+])
+def test_bad_collection_requests_are_one_line_usage_errors(library, args, message):
+    index_dir, _, env = library
+    result = run_qa(*args, index_dir=index_dir, env_extra=env)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_reindexing_a_collection_reuses_its_folder_and_says_when_it_moves(tmp_path):
+    docs, other = tmp_path / "a", tmp_path / "b"
+    docs.mkdir(), other.mkdir()
+    (docs / "ferry.md").write_text(FERRY, encoding="utf-8")
+    (other / "bus.md").write_text("# Buses\n\nThe 100 bus runs hourly from Rye station.\n", encoding="utf-8")
+    index_dir = tmp_path / "index"
+    assert run_qa("index", str(docs), "--collection", "t", index_dir=index_dir).returncode == 0
+    again = run_qa("index", "--collection", "t", index_dir=index_dir)  # no folder: the one it was made from
+    assert again.returncode == 0 and "1 unchanged" in again.stdout, again.stdout + again.stderr
+    moved = run_qa("index", str(other), "--collection", "t", index_dir=index_dir)
+    assert moved.returncode == 0 and f"it now indexes {other}" in moved.stderr
+    assert run_qa("source", "--list", "--collection", "t", index_dir=index_dir).stdout.split() == ["bus.md"]
+
+
+def test_deleting_a_collection_removes_its_index_not_its_documents(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ferry.md").write_text(FERRY, encoding="utf-8")
+    index_dir = tmp_path / "index"
+    assert run_qa("index", str(docs), "--collection", "gone", index_dir=index_dir).returncode == 0
+    deleted = run_qa("collections", "delete", "gone", index_dir=index_dir)
+    assert deleted.returncode == 0 and "Deleted collection 'gone'" in deleted.stdout
+    assert (docs / "ferry.md").read_text(encoding="utf-8") == FERRY
+    assert not (index_dir / "collections" / "gone").exists()
+    assert "gone" not in run_qa("collections", index_dir=index_dir).stdout
+    assert run_qa("ask", "What?", "--collection", "gone", index_dir=index_dir).returncode == 2
+
+
+@pytest.mark.slow
+def test_rest_lists_collections_and_answers_from_the_one_asked(library):
+    index_dir, _, _ = library
+    proc, url = start_server(SEEDS, index_dir)
+    try:
+        listed = httpx.get(url + "/api/collections").json()["collections"]
+        assert [c["name"] for c in listed] == ["default", "boats"]
+        answer = httpx.post(url + "/api/ask", json={"question": QUESTION, "collection": "boats"}).json()
+        assert {c["source"] for c in answer["citations"]} == {"ferry.md"}
+        text = httpx.get(url + "/api/sources/ferry.md", params={"collection": "boats"}).text
+        c = answer["citations"][0]
+        assert text[c["start"]:c["end"]] == c["text"]
+        assert httpx.get(url + "/api/sources", params={"collection": "boats"}).json() == {"sources": ["ferry.md"]}
+        # the default collection does not serve another collection's documents
+        assert httpx.get(url + "/api/sources/ferry.md").status_code == 404
+        missing = httpx.post(url + "/api/ask", json={"question": "What?", "collection": "nope"})
+        assert missing.status_code == 404 and "No collection named 'nope'" in missing.json()["error"]
+        for bad in ("../etc", "A", "", "x" * 41, "a\n"):
+            refused = httpx.post(url + "/api/ask", json={"question": "What?", "collection": bad})
+            assert refused.status_code == 422 and "collection" in refused.json()["error"]
+        assert httpx.get(url + "/api/sources", params={"collection": "../../etc"}).status_code == 422
+    finally:
+        stop_server(proc)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_browser_picker_switches_collection_and_starts_a_new_conversation(library):
+    from playwright.sync_api import sync_playwright
+
+    index_dir, _, _ = library
+    proc, url = start_server(SEEDS, index_dir)
+    try:
+        with sync_playwright() as p:
+            browser = _browser(p)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url + "/")
+            page.fill("#qa-input textarea", "Which drug killed Daniel Whitworth?")
+            page.click("#qa-ask")
+            page.locator("#qa-cards .qa-card").first.wait_for(timeout=30_000)
+            page.click("#qa-collection input")
+            page.get_by_role("option", name="boats").click()
+            page.get_by_text("collection boats").wait_for(timeout=10_000)  # the title names it
+            assert "Whitworth" not in page.locator("#qa-chat").inner_text()  # a new conversation
+            page.fill("#qa-input textarea", QUESTION)
+            page.click("#qa-ask")
+            card = page.locator("#qa-cards .qa-card").first
+            card.wait_for(timeout=30_000)
+            assert "ferry.md" in card.inner_text()
+            assert "collection=boats" in card.get_attribute("href")
+            with page.context.expect_page() as popup:
+                card.click()
+            popup.value.wait_for_load_state()
+            assert "east pier" in popup.value.locator("mark#span").inner_text()
+            browser.close()
+    finally:
+        stop_server(proc)
