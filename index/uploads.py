@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .build import IndexReport, build_index, index_lock
-from .collections import (DEFAULT_COLLECTION, _read_store, check_name, collection_dir, uploads_dir)
+from .collections import DEFAULT_COLLECTION, _read_store, check_name, collection_dir, uploads_dir
 from .config import Settings
 from .errors import NotFoundError, UsageError
 from .formats import SUFFIXES

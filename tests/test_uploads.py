@@ -13,8 +13,15 @@ from index.collections import collection_info, uploads_dir
 from index.config import load_settings
 from index.errors import IndexBusyError, NotFoundError, UsageError
 from index.progress import IndexEvent
-from index.uploads import (MAX_ZIP_ENTRIES, add_files, check_upload_collection, clean_name, list_documents,
-                           remove_document, unpack_zip)
+from index.uploads import (
+    MAX_ZIP_ENTRIES,
+    add_files,
+    check_upload_collection,
+    clean_name,
+    list_documents,
+    remove_document,
+    unpack_zip,
+)
 
 from .conftest import SEEDS
 
@@ -89,7 +96,7 @@ def test_hostile_zip_entries_are_refused_and_nothing_lands_outside(tmp_path, roo
 
 
 def test_a_zip_bomb_stops_at_the_cap(monkeypatch):
-    import index.uploads as uploads
+    from index import uploads
 
     monkeypatch.setattr(uploads, "MAX_REQUEST_BYTES", 1_000_000)
     bomb = _zip([(f"part{i}.txt", b"a" * 400_000) for i in range(5)])
@@ -113,7 +120,7 @@ def test_too_many_zip_entries_are_refused():
 
 
 def test_size_limits(root, monkeypatch):
-    import index.uploads as uploads
+    from index import uploads
 
     monkeypatch.setattr(uploads, "MAX_UPLOAD_BYTES", 1000)
     monkeypatch.setattr(uploads, "MAX_REQUEST_BYTES", 1500)
@@ -144,8 +151,8 @@ def test_upload_index_list_replace_and_remove(root, tmp_path):
     info = collection_info(root, "harbour")
     assert info.uploads and info.documents == 3
 
-    from qa.engine import QA
     from index.collections import collection_settings
+    from qa.engine import QA
 
     qa = QA(collection_settings(root, "harbour"), build_if_missing=False)
     answer = qa.ask("Who is the harbour master?")
@@ -191,9 +198,9 @@ def test_collections_made_from_a_folder_are_never_written(root, tmp_path):
 def test_an_upload_while_qa_index_runs_is_busy_at_once(root):
     from index.collections import collection_dir
 
-    with index_lock(collection_dir(root.index_dir, "busy")):
-        with pytest.raises(IndexBusyError, match="another qa index is running"):
-            add_files(root, "busy", [("a.md", b"# A\n\nSome text.\n")])
+    with index_lock(collection_dir(root.index_dir, "busy")), \
+            pytest.raises(IndexBusyError, match="another qa index is running"):
+        add_files(root, "busy", [("a.md", b"# A\n\nSome text.\n")])
 
 
 def test_a_symlink_in_the_uploads_folder_is_never_followed(root, tmp_path):
