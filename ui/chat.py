@@ -14,7 +14,18 @@ from index.errors import QAError
 from qa.engine import QA
 from qa.followup import FOLLOWUP_TURNS
 from qa.library import Library
+from qa.types import Answer
 
+from .conversations import (
+    Conversation,
+    answer_markdown,
+    append_turn,
+    delete_conversation,
+    iso_time,
+    list_conversations,
+    load_conversation,
+    store_path,
+)
 from .render import render_answer, render_cards
 from .schema import AnswerJSON, AskRequest
 
@@ -41,7 +52,32 @@ a.qa-cite {color:#3e7bfa; font-weight:600; text-decoration:none;}
 .dark .qa-conflict {background:#3b2a10; color:#fde8c4; border-left-color:#f0a020;}
 .dark .qa-abstain {background:#243b53; color:#d9e2ec;}
 .dark .qa-n, .dark .qa-open, .dark a.qa-cite {color:#7ea8ff;}
+.qa-tools {margin-top:.4rem;} .qa-copy {font-size:.8rem; color:#3e7bfa; background:none; border:1px solid #d9e2ec;
+          border-radius:6px; padding:.15rem .5rem; cursor:pointer;}
+.qa-md {display:none !important;} .qa-saved {white-space:pre-wrap; overflow-wrap:anywhere; font-size:.85rem;} #qa-export a {color:#3e7bfa; font-size:.9rem;}
+.dark .qa-copy, .dark #qa-export a {color:#7ea8ff; border-color:#3e4c59;}
 """
+# Runs once in Gradio's own bundle (mount_gradio_app(js=...)): the chat's HTML is sanitized, so a bubble
+# carries a plain button and its answer's Markdown in a hidden <pre>, and one listener copies it.
+COPY_JS = """() => {
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest && event.target.closest(".qa-copy");
+    if (!button) return;
+    const markdown = button.parentElement.querySelector(".qa-md")?.textContent ?? "";
+    try {
+      await navigator.clipboard.writeText(markdown);
+    } catch (error) {  // no clipboard API outside a secure context (plain http to another host)
+      const area = document.createElement("textarea");
+      area.value = markdown;
+      document.body.appendChild(area);
+      area.select();
+      document.execCommand("copy");
+      area.remove();
+    }
+    button.textContent = "Copied \u2713";
+    setTimeout(() => { button.textContent = "Copy answer with citations"; }, 2000);
+  });
+}"""
 EXAMPLES_FILE = ".qa-examples.txt"
 
 
@@ -78,12 +114,37 @@ def _title(qa: QA, collection: str) -> str:
 
 
 def _new_conversation(collection: str) -> dict:
-    return {"shown": [], "turns": [], "collection": collection}
+    return {"shown": [], "turns": [], "collection": collection, "id": None}  # id: once saved
+
+
+def _copy_tools(answer: Answer) -> str:
+    """The answer's Markdown with citations, hidden, and the button that copies it (COPY_JS)."""
+    return (f'<div class="qa-tools"><button class="qa-copy" type="button">Copy answer with citations</button>'
+            f'<pre class="qa-md" hidden>{escape(answer_markdown(answer))}</pre></div>')
+
+
+def _export_link(conversation_id: str | None) -> str:
+    if not conversation_id:
+        return '<span class="qa-empty">Conversations are saved once a question is answered.</span>'
+    return f'<a href="/api/conversations/{escape(conversation_id)}/markdown" download>Export conversation as Markdown</a>'
+
+
+def _saved_label(c: Conversation) -> str:
+    where = "" if c.collection == DEFAULT_COLLECTION else f" in {c.collection}"
+    when = iso_time(c.updated)[:16].replace("T", " ")
+    return f"{c.title} \u00b7 {c.n_turns} turn{'s' if c.n_turns != 1 else ''}{where} \u00b7 {when}"
+
+
+def _bubble(answer: Answer, document_text, collection: str) -> str:
+    # The chat renders HTML; document text is escaped in render_answer, links come from the citations.
+    prefix = f"searched for: {escape(answer.search_query)}\n\n" if answer.search_query != answer.question else ""
+    return prefix + render_answer(answer, document_text, collection=collection) + _copy_tools(answer)
 
 
 def build_chat(library: Library, collection: str = DEFAULT_COLLECTION) -> gr.Blocks:
     qa = library.get(collection)
     examples = example_questions(qa.settings.corpus, qa)
+    saved = store_path(library.settings.index_dir)
 
     def respond(message: str, conversation: dict | None, k: int, mode: str):
         """Answer one chat message and fill the citation panel.
@@ -103,17 +164,20 @@ def build_chat(library: Library, collection: str = DEFAULT_COLLECTION) -> gr.Blo
             answer = engine.ask(message, history=turns, k=_as_int(k), mode=str(mode))
             document_text = lambda source: engine.source_text(source, answer.generation)
             cards = render_cards(answer, document_text, collection=name)
-            bubble = render_answer(answer, document_text, collection=name)
+            bubble = _bubble(answer, document_text, name)
         except QAError as exc:
             shown.append({"role": "assistant", "content": f"\u26a0 {escape(str(exc))}"})
             shown = shown[-MAX_SHOWN_MESSAGES:]
             return shown, gr.update(), {**conversation, "shown": shown, "turns": turns}, ""
-        # The chat renders HTML; document text is escaped in render_answer, links come from the citations.
-        prefix = f"searched for: {escape(answer.search_query)}\n\n" if answer.search_query != answer.question else ""
-        shown.append({"role": "assistant", "content": prefix + bubble})
+        shown.append({"role": "assistant", "content": bubble})
         turns = [*turns, (message, answer.answer)][-FOLLOWUP_TURNS:]
         shown = shown[-MAX_SHOWN_MESSAGES:]
-        return shown, cards, {**conversation, "shown": shown, "turns": turns}, ""
+        try:
+            saved_id = append_turn(saved, conversation.get("id"), message, answer, name)
+        except QAError as exc:  # the answer is shown all the same
+            gr.Warning(f"This conversation is not saved: {exc}")
+            saved_id = conversation.get("id")
+        return shown, cards, {**conversation, "id": saved_id, "shown": shown, "turns": turns}, ""
 
     def clear(conversation: dict | None):
         name = (conversation or {}).get("collection", collection)
@@ -132,23 +196,87 @@ def build_chat(library: Library, collection: str = DEFAULT_COLLECTION) -> gr.Blo
         names = [c.name for c in library.collections()]
         return gr.update(choices=names)
 
+    def list_saved(conversation: dict | None):
+        """The saved conversations, newest first, with the open one selected, and its export link."""
+        current = (conversation or {}).get("id")
+        try:
+            listed = list_conversations(saved)
+        except QAError as exc:
+            gr.Warning(str(exc))
+            return gr.update(), _export_link(None)
+        choices = [(_saved_label(c), c.id) for c in listed]
+        found = current in {c.id for c in listed}
+        return gr.update(choices=choices, value=current if found else None), _export_link(current if found else None)
+
+    def restore(answer: Answer, engine: QA | None, name: str) -> tuple[str, str]:
+        """A saved answer's bubble and cards, against its documents as they are now; as saved (Markdown) when
+        a cited document has changed or gone since."""
+        if engine is not None:
+            try:
+                spans = [*answer.citations, *(answer.passages[:3] if answer.abstained else ())]
+                if all(engine.source_text(s.source)[s.start:s.end] == s.text for s in spans):
+                    return (_bubble(answer, engine.source_text, name),
+                            render_cards(answer, engine.source_text, collection=name))
+            except QAError:
+                pass
+        text = ('<div class="qa-abstain">The documents have changed since this answer; it is shown as saved.</div>'
+                f'<pre class="qa-saved">{escape(answer_markdown(answer))}</pre>')
+        return text + _copy_tools(answer), text
+
+    def open_saved(conversation_id: str):
+        """Reopen a saved conversation: its bubbles, the last answer's sources, its collection, and the turns
+        follow-ups are resolved against, all read from the store by id."""
+        found = load_conversation(saved, conversation_id)
+        if found is None:
+            gr.Warning("That conversation is no longer saved.")
+            return (gr.update(),) * 7
+        name = found.collection
+        try:
+            engine = library.get(name)
+        except QAError as exc:
+            gr.Warning(f"{exc}; its answers are shown as saved")
+            engine = None
+        shown, cards = [], render_cards(None, qa.source_text)
+        for turn in found.turns[-MAX_SHOWN_MESSAGES // 2:]:
+            bubble, cards = restore(turn.answer, engine, name)
+            shown += [{"role": "user", "content": escape(turn.question)}, {"role": "assistant", "content": bubble}]
+        state = {"shown": shown, "turns": [(t.question, t.answer.answer) for t in found.turns][-FOLLOWUP_TURNS:],
+                 "collection": name, "id": found.id}
+        same = engine is None
+        return (shown, cards, state, "", gr.update() if same else gr.update(value=name),
+                gr.update() if same else _title(engine, name), _export_link(found.id))
+
+    def delete_open(conversation: dict | None):
+        """Delete the open conversation and start a new one in the same collection."""
+        try:
+            delete_conversation(saved, (conversation or {}).get("id"))
+        except QAError as exc:
+            gr.Warning(str(exc))
+        return clear(conversation)
+
     with gr.Blocks(title="Grounded QA") as demo:
         title = gr.HTML(_title(qa, collection))
         conversation = gr.State(_new_conversation(collection))
         with gr.Row():
             with gr.Column(scale=3):
+                # Gradio's own copy buttons would copy the bubble's HTML; each answer has its own (COPY_JS).
                 chatbot = gr.Chatbot(label="Conversation", height=480, render_markdown=False, sanitize_html=True,
-                                     elem_id="qa-chat", feedback_options=None,
+                                     elem_id="qa-chat", feedback_options=None, buttons=[],
                                      placeholder="Ask a question about the documents.")
                 with gr.Row():
                     box = gr.Textbox(placeholder="Ask a question\u2026", label="Question", show_label=False, scale=5,
                                      elem_id="qa-input", max_length=2000)
                     ask = gr.Button("Ask", variant="primary", scale=1, elem_id="qa-ask")
-                    clear_btn = gr.Button("Clear chat", scale=1, elem_id="qa-clear")
+                    clear_btn = gr.Button("New conversation", scale=1, elem_id="qa-clear")
                 if examples:
                     gr.Examples(examples=[[e] for e in examples], inputs=[box], label="Try")
                 picker = gr.Dropdown([c.name for c in library.collections()], value=collection,
                                      label="Collection", elem_id="qa-collection", interactive=True)
+                with gr.Row(equal_height=True):
+                    saved_list = gr.Dropdown([], value=None, label="Saved conversations (newest first)", scale=4,
+                                             elem_id="qa-saved", interactive=True)
+                    delete_btn = gr.Button("Delete", scale=1, size="sm", elem_id="qa-delete")
+                export = gr.HTML(_export_link(None), elem_id="qa-export")
                 with gr.Accordion("Retrieval settings", open=False):
                     k = gr.Slider(1, 10, value=5, step=1, label="Passages to retrieve (k)", elem_id="qa-k")
                     mode = gr.Radio(["hybrid", "dense", "lexical"], value="hybrid", label="Retrieval mode",
@@ -159,11 +287,18 @@ def build_chat(library: Library, collection: str = DEFAULT_COLLECTION) -> gr.Blo
                 cards = gr.HTML(render_cards(None, qa.source_text), elem_id="qa-cards", label="Sources")
         inputs = [box, conversation, k, mode]  # the chatbot is display only: never an input
         outputs = [chatbot, cards, conversation, box]
+        listing = {"fn": list_saved, "inputs": [conversation], "outputs": [saved_list, export], "api_name": False}
         ask.click(respond, inputs, outputs, api_name="chat")
         box.submit(respond, inputs, outputs, api_name=False)
         clear_btn.click(clear, [conversation], outputs, api_name=False)
         chatbot.clear(clear, [conversation], outputs, api_name=False)  # the chatbot's own trash icon resets the state too
         picker.input(switch, [picker], [*outputs, title], api_name=False)
+        # Only the chosen id comes from the browser; the conversation is read from the store.
+        saved_list.input(open_saved, [saved_list], [*outputs, picker, title, export], api_name=False)
+        delete_btn.click(delete_open, [conversation], outputs, api_name=False)
+        # Whatever changed the conversation (an answer; a new, opened or deleted one), the list and link follow.
+        conversation.change(**listing)
+        demo.load(**listing)
         picker.focus(list_collections, None, [picker], api_name=False)  # collections made since the page loaded
         demo.load(list_collections, None, [picker], api_name=False)
         gr.api(api_ask(library), api_name="ask")

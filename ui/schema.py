@@ -62,6 +62,39 @@ class Collections(BaseModel):
     collections: list[CollectionJSON] = Field(description="the default collection first, then by name")
 
 
+class ConversationSummary(BaseModel):
+    id: str = Field(description="32 hex digits")
+    title: str = Field(description="the first question, on one line, cut to 80 characters")
+    collection: str = Field(description="the collection it was asked in")
+    created: str = Field(description="when it started, ISO 8601 UTC")
+    updated: str = Field(description="when its last question was asked, ISO 8601 UTC")
+    turns: int = Field(description="saved turns (the last 100 are kept)")
+
+
+class Conversations(BaseModel):
+    conversations: list[ConversationSummary] = Field(
+        description="most recently updated first; the 200 most recent are kept (64 MB at most)")
+
+
+class SavedTurn(BaseModel):
+    question: str = Field(description="the question as typed")
+    answer: AnswerJSON
+    at: str = Field(description="when it was answered, ISO 8601 UTC")
+
+
+class ConversationJSON(BaseModel):
+    id: str
+    title: str
+    collection: str
+    created: str
+    updated: str
+    turns: list[SavedTurn] = Field(description="oldest first")
+
+
+class Deleted(BaseModel):
+    deleted: str = Field(description="the id of the conversation deleted")
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     documents: int = Field(description="indexed documents")
@@ -75,7 +108,7 @@ class Error(BaseModel):
 _ERRORS = {
     400: "bad question (empty, or only spaces)",
     401: "QA_TOKEN is set and the request lacks `Authorization: Bearer TOKEN`",
-    404: "unknown source, collection or route",
+    404: "unknown source, collection, conversation or route",
     405: "wrong method for this route",
     413: "request body over 1 MB",
     422: "invalid request: wrong type, unknown field, or over a limit (20 history turns of 4,000 characters)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
@@ -18,8 +19,26 @@ from index.collections import DEFAULT_COLLECTION
 from index.errors import NotFoundError, QAError, UsageError
 from qa.library import Library
 
+from .conversations import (
+    conversation_markdown,
+    delete_conversation,
+    list_conversations,
+    load_conversation,
+    store_path,
+)
 from .render import render_source_page
-from .schema import AnswerJSON, AskRequest, CollectionName, Collections, Health, Sources, error_responses
+from .schema import (
+    AnswerJSON,
+    AskRequest,
+    CollectionName,
+    Collections,
+    ConversationJSON,
+    Conversations,
+    Deleted,
+    Health,
+    Sources,
+    error_responses,
+)
 from .security import RequestGuard, SecurityHeaders, TokenGate, allowed_host_names, is_loopback
 
 ASK_WORKERS = 2  # one per core: more threads only fight over the GIL and starve the event loop
@@ -75,6 +94,41 @@ def create_api(library: Library) -> FastAPI:
     def collections() -> dict:
         return {"collections": [c.to_json() for c in library.collections()]}
 
+    saved = store_path(library.settings.index_dir)  # the chat's conversations, in the index root
+
+    def find(conversation_id: str):
+        conversation = load_conversation(saved, conversation_id)
+        if conversation is None:
+            raise NotFoundError(f"no saved conversation {conversation_id!r}")
+        return conversation
+
+    @app.get("/api/conversations", summary="List the chat's saved conversations", response_model=Conversations,
+             responses=error_responses(401, 405, 503))
+    def conversations() -> dict:
+        return {"conversations": [c.summary_json() for c in list_conversations(saved)]}
+
+    @app.get("/api/conversations/{conversation_id}", summary="A saved conversation with each turn's Answer JSON",
+             response_model=ConversationJSON, responses=error_responses(401, 404, 405, 503))
+    def conversation(conversation_id: str) -> dict:
+        return find(conversation_id).to_json()
+
+    @app.get("/api/conversations/{conversation_id}/markdown", summary="A saved conversation as Markdown",
+             response_class=Response, responses={200: {"description": "each answer with its exact cited text",
+                                                       "content": {"text/markdown": {"schema": {"type": "string"}}}},
+                                                 **error_responses(401, 404, 405, 503)})
+    def conversation_as_markdown(conversation_id: str) -> Response:
+        found = find(conversation_id)
+        name = "-".join(re.findall(r"[a-z0-9]+", found.title.lower()))[:60] or "conversation"
+        return Response(conversation_markdown(found), media_type="text/markdown; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.md"'})
+
+    @app.delete("/api/conversations/{conversation_id}", summary="Delete a saved conversation", response_model=Deleted,
+                responses=error_responses(401, 404, 405, 503))
+    def forget(conversation_id: str) -> dict:
+        if not delete_conversation(saved, conversation_id):
+            raise NotFoundError(f"no saved conversation {conversation_id!r}")
+        return {"deleted": conversation_id}
+
     # response_class=Response has no media type of its own, so the errors are documented as the JSON they are.
     @app.get("/api/sources/{source:path}", summary="Canonical text of an indexed source", response_class=Response,
              responses={200: {"description": "the canonical text",
@@ -116,14 +170,14 @@ def create_app(library: Library, host: str = "127.0.0.1", allow_hosts: list[str]
     """The API with the chat mounted at /, behind the host check, body limit, optional token and headers."""
     import gradio as gr
 
-    from .chat import CSS, build_chat
+    from .chat import COPY_JS, CSS, build_chat
 
     app = create_api(library)
     # Gradio serves nothing from disk beyond its own assets: no allowed paths, the index root and the
     # corpora blocked outright, and its file and upload routes closed in SecurityHeaders.
     blocked = {str(library.settings.index_dir.resolve()), str(library.settings.corpus.resolve())}
     blocked |= {c.corpus for c in library.collections() if c.corpus}
-    app = gr.mount_gradio_app(app, build_chat(library, collection), path="/", css=CSS, footer_links=["api"],
+    app = gr.mount_gradio_app(app, build_chat(library, collection), path="/", css=CSS, js=COPY_JS, footer_links=["api"],
                               theme=gr.themes.Soft(primary_hue="blue"), allowed_paths=[],
                               blocked_paths=sorted(blocked), max_file_size=0)
     if token:
