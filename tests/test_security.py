@@ -51,8 +51,14 @@ def test_the_chat_never_copies_a_client_named_file(hostile, history_message):
         response = httpx.get(url + path)
         assert response.status_code in (403, 404) and "root:" not in response.text
         assert secret not in response.text or secret in ("localhost",)
-    upload = httpx.post(url + "/gradio_api/upload", files={"files": ("a.txt", b"hello")})
-    assert upload.status_code in (403, 422)
+
+
+def test_the_upload_route_saves_but_never_serves_back(hostile):
+    """Open (size-limited) for the Documents panel; what it saves is read only by the upload event
+    (tests/test_uploads_server.py), never served as a raw file."""
+    upload = httpx.post(hostile[0] + "/gradio_api/upload", files={"files": ("a.txt", b"hello")})
+    assert upload.status_code == 200
+    assert httpx.get(f"{hostile[0]}/gradio_api/file={upload.json()[0]}").status_code == 403
 
 
 def test_the_chat_still_answers_with_text_only(hostile):

@@ -26,6 +26,7 @@ from .conversations import (
     load_conversation,
     store_path,
 )
+from .documents import build_documents
 from .render import render_answer, render_cards
 from .schema import AnswerJSON, AskRequest
 
@@ -281,6 +282,7 @@ def build_chat(library: Library, collection: str = DEFAULT_COLLECTION) -> gr.Blo
                     k = gr.Slider(1, 10, value=5, step=1, label="Passages to retrieve (k)", elem_id="qa-k")
                     mode = gr.Radio(["hybrid", "dense", "lexical"], value="hybrid", label="Retrieval mode",
                                     elem_id="qa-mode")
+                build_documents(library, picker, collection)  # ui/documents.py: upload, list, remove
             with gr.Column(scale=2):
                 gr.Markdown("### Sources")
                 # (labels name the /chat endpoint's outputs for API clients; they are not shown)

@@ -95,6 +95,22 @@ class Deleted(BaseModel):
     deleted: str = Field(description="the id of the conversation deleted")
 
 
+class DocumentJSON(BaseModel):
+    source: str = Field(description="path relative to the collection's folder")
+    chunks: int = Field(description="indexed chunks (a chunk text shared with an earlier document counts there)")
+
+
+class Documents(BaseModel):
+    collection: str
+    documents: list[DocumentJSON] = Field(description="by source")
+
+
+class Removed(BaseModel):
+    removed: str = Field(description="the source removed")
+    documents: int = Field(description="documents left in the collection")
+    chunks: int = Field(description="chunks left in the collection")
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     documents: int = Field(description="indexed documents")

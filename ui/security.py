@@ -11,16 +11,23 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import re
 import socket
+from collections.abc import Callable
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, urlencode
 
 MAX_BODY_BYTES = 1_000_000
 TOKEN_COOKIE = "qa_token"
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
-# Gradio routes that take files from the client; the chat takes text only, so they are closed.
+# Gradio routes that take files from the client are closed, except its upload route when the chat's
+# Documents panel is on (create_app passes FileUploads): then only that route takes a file body, and only
+# the upload event may name the files it saved (see FileUploads).
 GRADIO_API = ("/gradio_api/", "/queue/", "/run/", "/call/", "/api/predict")
 BLOCKED_PREFIXES = ("/gradio_api/upload", "/upload", "/gradio_api/file=/", "/file=/")
+UPLOAD_ROUTE = "/gradio_api/upload"
+_CALL_ROUTE = re.compile(r"/gradio_api/(?:run|api|call)/([^/]+)/?")
+_FILE_KEYS = {"path", "url", "size", "orig_name", "mime_type", "is_stream", "meta"}
 
 
 def is_loopback(host: str) -> bool:
@@ -66,16 +73,106 @@ def names_a_file(value) -> bool:
     return False
 
 
+class FileUploads:
+    """The one Gradio call that may name files: the upload event's, with every file a FileData whose path
+    resolves inside Gradio's upload folder (what its upload route saved), no URL of another place, and
+    files nowhere else in the call. Everything else that names a file stays refused.
+
+    fn_ids / api_names: the upload event's Gradio function ids and API name; in_upload_folder(path) says
+    whether a path resolves (links followed) to a file in Gradio's upload folder.
+    """
+
+    def __init__(self, fn_ids: set[int], api_names: set[str], in_upload_folder: Callable[[object], bool],
+                 max_request_bytes: int):
+        self.fn_ids, self.api_names = fn_ids, api_names
+        self.in_upload_folder, self.max_request_bytes = in_upload_folder, max_request_bytes
+
+    def _targets_upload(self, path: str, payload: dict) -> bool:
+        fn_index = payload.get("fn_index")
+        if path.rstrip("/") == "/gradio_api/queue/join":
+            return fn_index in self.fn_ids
+        call = _CALL_ROUTE.fullmatch(path)
+        if not call:
+            return False
+        # Gradio takes fn_index over the name in the path, so both must point at the upload event.
+        return call[1] in self.api_names and (fn_index is None or fn_index in self.fn_ids)
+
+    def _file_ok(self, item, host: str) -> bool:
+        if not isinstance(item, dict) or set(item) - _FILE_KEYS or "path" not in item:
+            return False
+        if item.get("meta") != {"_type": "gradio.FileData"} or item.get("is_stream"):
+            return False
+        if any(isinstance(v, (dict, list)) for k, v in item.items() if k != "meta"):
+            return False
+        path, url = item["path"], item.get("url")
+        # The browser echoes the URL Gradio's file route would give this very path on this host; Gradio
+        # does not read it (no proxy). Any other URL (http://elsewhere, another path) is refused.
+        own = f"/gradio_api/file={path}"
+        if url is not None and url not in (own, f"http://{host}{own}", f"https://{host}{own}"):
+            return False
+        return self.in_upload_folder(path)
+
+    def allows(self, path: str, payload, host: str = "") -> bool:
+        """True if this Gradio call is the upload event and names only files Gradio's upload route saved."""
+        if not isinstance(payload, dict) or not self._targets_upload(path, payload):
+            return False
+        data = payload.get("data")
+        if not isinstance(data, list) or not data or not isinstance(data[0], list) or not data[0]:
+            return False
+        if names_a_file(data[1:]) or names_a_file({k: v for k, v in payload.items() if k != "data"}):
+            return False
+        return all(self._file_ok(item, host) for item in data[0])
+
+
 class RequestGuard:
     """413 for a request body over max_bytes, declared or streamed, before any of it is parsed; 422 for a
-    Gradio call that names a file."""
+    Gradio call that names a file (unless `uploads` allows it). With `uploads`, Gradio's upload route takes
+    bodies up to uploads.max_request_bytes, streamed through (not held in memory)."""
 
-    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES):
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES, uploads: FileUploads | None = None):
+        self.app, self.max_bytes, self.uploads = app, max_bytes, uploads
+
+    async def _upload(self, scope, receive, send):
+        """Gradio's upload route, its body counted as it streams: past the limit the app is cut off, 413."""
+        limit = self.uploads.max_request_bytes
+        too_big = {"error": f"upload over {limit // 1_000_000} MB"}
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            return await send_json(send, 413, too_big)
+        size, over, started = 0, False, False
+
+        async def counted():
+            nonlocal size, over
+            if over:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            size += len(message.get("body", b""))
+            if size > limit:
+                over = True
+                return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message):
+            nonlocal started
+            if over:
+                return
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, guarded_send)
+        except Exception:
+            if not over:
+                raise
+        if over and not started:
+            await send_json(send, 413, too_big)
+        return None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
+        if self.uploads is not None and scope["path"] == UPLOAD_ROUTE and scope["method"] == "POST":
+            return await self._upload(scope, receive, send)
         too_big = {"error": f"request body over {self.max_bytes} bytes"}
         declared = dict(scope["headers"]).get(b"content-length")
         if declared and declared.isdigit() and int(declared) > self.max_bytes:
@@ -97,7 +194,9 @@ class RequestGuard:
                 payload = json.loads(body)
             except ValueError:
                 payload = None
-            if payload is None or names_a_file(payload):
+            if payload is None or (names_a_file(payload) and not (
+                    self.uploads is not None and self.uploads.allows(
+                        scope["path"], payload, dict(scope["headers"]).get(b"host", b"").decode("latin-1")))):
                 return await send_json(send, 422, {"error": "the chat takes text only"})
 
         async def replay():
@@ -157,16 +256,18 @@ APP_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval';
 
 
 class SecurityHeaders:
-    """nosniff, no framing, no referrer, a CSP; and Gradio's file routes closed (the chat is text only)."""
+    """nosniff, no framing, no referrer, a CSP; and Gradio's file routes closed (its upload route open, for
+    POST only, when uploads is true)."""
 
-    def __init__(self, app):
-        self.app = app
+    def __init__(self, app, uploads: bool = False):
+        self.app, self.uploads = app, uploads
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope["path"]
-        if path.startswith(BLOCKED_PREFIXES):
+        upload = self.uploads and path == UPLOAD_ROUTE and scope["method"] == "POST"
+        if path.startswith(BLOCKED_PREFIXES) and not upload:
             return await send_json(send, 403, {"error": "file transfer is disabled: the chat takes text only"})
         csp = VIEW_CSP if path.startswith("/view/") else APP_CSP
         extra = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),

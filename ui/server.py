@@ -17,6 +17,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from index.collections import DEFAULT_COLLECTION
 from index.errors import NotFoundError, QAError, UsageError
+from index.uploads import MAX_REQUEST_BYTES, MAX_UPLOAD_BYTES, list_documents, remove_document
 from qa.library import Library
 
 from .conversations import (
@@ -35,11 +36,13 @@ from .schema import (
     ConversationJSON,
     Conversations,
     Deleted,
+    Documents,
     Health,
+    Removed,
     Sources,
     error_responses,
 )
-from .security import RequestGuard, SecurityHeaders, TokenGate, allowed_host_names, is_loopback
+from .security import FileUploads, RequestGuard, SecurityHeaders, TokenGate, allowed_host_names, is_loopback
 
 ASK_WORKERS = 2  # one per core: more threads only fight over the GIL and starve the event loop
 
@@ -93,6 +96,20 @@ def create_api(library: Library) -> FastAPI:
              response_model=Collections, responses=error_responses(401, 405))
     def collections() -> dict:
         return {"collections": [c.to_json() for c in library.collections()]}
+
+    @app.get("/api/collections/{name}/documents", summary="A collection's documents with their chunk counts",
+             response_model=Documents, responses=error_responses(401, 404, 405, 422))
+    def documents(name: CollectionName) -> dict:
+        found = list_documents(library.settings, name)
+        return {"collection": name, "documents": [{"source": s, "chunks": n} for s, n in found]}
+
+    # A plain def: FastAPI runs it on its thread pool, so re-indexing never blocks the event loop.
+    @app.delete("/api/collections/{name}/documents/{source:path}", response_model=Removed,
+                summary="Remove a document from an upload collection and re-index it",
+                responses=error_responses(400, 401, 404, 405, 422, 503))
+    def remove_document_route(name: CollectionName, source: str) -> dict:
+        report = remove_document(library.settings, name, source)
+        return {"removed": source, "documents": report.documents, "chunks": report.chunks}
 
     saved = store_path(library.settings.index_dir)  # the chat's conversations, in the index root
 
@@ -171,21 +188,28 @@ def create_app(library: Library, host: str = "127.0.0.1", allow_hosts: list[str]
     import gradio as gr
 
     from .chat import COPY_JS, CSS, build_chat
+    from .documents import DOCUMENTS_CSS, UPLOAD_API, in_upload_folder
 
     app = create_api(library)
     # Gradio serves nothing from disk beyond its own assets: no allowed paths, the index root and the
-    # corpora blocked outright, and its file and upload routes closed in SecurityHeaders.
+    # corpora blocked outright, and its file routes closed in SecurityHeaders (its upload route open, POST only).
     blocked = {str(library.settings.index_dir.resolve()), str(library.settings.corpus.resolve())}
     blocked |= {c.corpus for c in library.collections() if c.corpus}
-    app = gr.mount_gradio_app(app, build_chat(library, collection), path="/", css=CSS, js=COPY_JS, footer_links=["api"],
+    demo = build_chat(library, collection)
+    # Uploads (the Documents panel): Gradio's upload route takes files up to the limits, and only the upload
+    # event may name them, by paths inside Gradio's upload folder (FileUploads); the rest stays closed.
+    uploads = FileUploads({i for i, fn in demo.fns.items() if fn.api_name == UPLOAD_API}, {UPLOAD_API},
+                          in_upload_folder, MAX_REQUEST_BYTES)
+    app = gr.mount_gradio_app(app, demo, path="/", css=CSS + DOCUMENTS_CSS, js=COPY_JS, footer_links=["api"],
                               theme=gr.themes.Soft(primary_hue="blue"), allowed_paths=[],
-                              blocked_paths=sorted(blocked), max_file_size=0)
+                              blocked_paths=sorted(blocked), max_file_size=MAX_UPLOAD_BYTES)
     if token:
         app.add_middleware(TokenGate, token=token)
-    app.add_middleware(RequestGuard)
+    app.add_middleware(RequestGuard, uploads=uploads)
     names = allowed_host_names(host, allow_hosts)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=["*"] if "*" in names else names)
-    app.add_middleware(SecurityHeaders)  # outermost: the refusals of the layers inside carry the headers too
+    # outermost: the refusals of the layers inside carry the headers too
+    app.add_middleware(SecurityHeaders, uploads=True)
     return app
 
 
