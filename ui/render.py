@@ -6,7 +6,7 @@ from html import escape
 from urllib.parse import quote
 
 from index.collections import DEFAULT_COLLECTION
-from qa.format import where
+from qa.format import split_at_markers, where
 from qa.types import Answer
 
 from .security import VIEW_SCRIPT
@@ -42,24 +42,11 @@ def _card(label: str, source: str, line: int, start: int, end: int, text: str, e
 
 
 def link_markers(answer: Answer, collection: str = DEFAULT_COLLECTION) -> str:
-    """The answer prose, escaped, with each citation's [n] marker as a link to its span.
-
-    Markers are found by walking the citations in order (each follows its own sentence), so a "[1]" that
-    document text happens to contain never becomes a link.
-    """
-    text, pos, parts = answer.answer, 0, []
-    for c in answer.citations:
-        marker = f"[{c.n}]"
-        sentence = " ".join(c.text.split()).rstrip(".!?'\"\u2019\u201d")
-        at = text.find(marker, min(pos + len(sentence), len(text)))
-        if at == -1:
-            at = text.find(marker, pos)
-        if at == -1:
-            continue
-        href = escape(source_link(c.source, c.start, c.end, collection))
-        parts += [escape(text[pos:at]), f'<a class="qa-cite" href="{href}" target="_blank" rel="noopener">{marker}</a>']
-        pos = at + len(marker)
-    return "".join(parts) + escape(text[pos:])
+    """The answer prose, escaped, with each citation's [n] marker (found by split_at_markers) as a link to its span;
+    a "[1]" that document text happens to contain never becomes a link."""
+    return "".join(escape(part) if isinstance(part, str) else
+                   f'<a class="qa-cite" href="{escape(source_link(part.source, part.start, part.end, collection))}" '
+                   f'target="_blank" rel="noopener">[{part.n}]</a>' for part in split_at_markers(answer))
 
 
 def render_answer(answer: Answer, document_text, collection: str = DEFAULT_COLLECTION) -> str:
