@@ -164,7 +164,7 @@ def _file(path: str, **extra) -> dict:
 
 
 def test_the_upload_event_reads_only_what_the_upload_route_saved(live):
-    url, index_dir, gradio_tmp, root = live
+    url, index_dir, gradio_tmp, _ = live
     secret = HOSTNAME.read_text()
     os.symlink(HOSTNAME, gradio_tmp / "link.md")  # a link inside the upload folder, pointing out
     (gradio_tmp / "sub").mkdir(exist_ok=True)
