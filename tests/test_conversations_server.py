@@ -101,6 +101,7 @@ def test_the_routes_are_documented(server):
     assert "delete" in spec["paths"]["/api/conversations/{conversation_id}"]
     assert "text/markdown" in spec["paths"]["/api/conversations/{conversation_id}/markdown"]["get"]["responses"][
         "200"]["content"]
+    assert "HTTPValidationError" not in str(spec)  # every error is documented as {"error": ...}
 
 
 def test_the_routes_need_the_token_when_one_is_set(index_dir):

@@ -125,14 +125,14 @@ def create_api(library: Library) -> FastAPI:
         return {"conversations": [c.summary_json() for c in list_conversations(saved)]}
 
     @app.get("/api/conversations/{conversation_id}", summary="A saved conversation with each turn's Answer JSON",
-             response_model=ConversationJSON, responses=error_responses(401, 404, 405, 503))
+             response_model=ConversationJSON, responses=error_responses(401, 404, 405, 422, 503))
     def conversation(conversation_id: str) -> dict:
         return find(conversation_id).to_json()
 
     @app.get("/api/conversations/{conversation_id}/markdown", summary="A saved conversation as Markdown",
              response_class=Response, responses={200: {"description": "each answer with its exact cited text",
                                                        "content": {"text/markdown": {"schema": {"type": "string"}}}},
-                                                 **error_responses(401, 404, 405, 503)})
+                                                 **error_responses(401, 404, 405, 422, 503)})
     def conversation_as_markdown(conversation_id: str) -> Response:
         found = find(conversation_id)
         name = "-".join(re.findall(r"[a-z0-9]+", found.title.lower()))[:60] or "conversation"
@@ -140,7 +140,7 @@ def create_api(library: Library) -> FastAPI:
                         headers={"Content-Disposition": f'attachment; filename="{name}.md"'})
 
     @app.delete("/api/conversations/{conversation_id}", summary="Delete a saved conversation", response_model=Deleted,
-                responses=error_responses(401, 404, 405, 503))
+                responses=error_responses(401, 404, 405, 422, 503))
     def forget(conversation_id: str) -> dict:
         if not delete_conversation(saved, conversation_id):
             raise NotFoundError(f"no saved conversation {conversation_id!r}")
