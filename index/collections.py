@@ -98,10 +98,10 @@ def collection_names(settings: Settings) -> list[str]:
     return [DEFAULT_COLLECTION] + [n for n in named if n != DEFAULT_COLLECTION]
 
 
-def _size(folder: Path, skip: Path | None = None) -> int:
+def _size(folder: Path, skip: tuple[Path, ...] = ()) -> int:
     total = 0
     for path in folder.rglob("*"):
-        if skip is not None and skip in path.parents:
+        if any(path == s or s in path.parents for s in skip):
             continue
         try:
             total += path.stat().st_size if path.is_file() else 0
@@ -116,8 +116,10 @@ def collection_info(settings: Settings, name: str) -> CollectionInfo:
     meta, documents = found if found else ({}, 0)
     store = index_dir / "index.sqlite"
     corpus = meta.get("corpus", "")
-    # The default collection's folder also holds the named ones: they are not its size.
-    skip = index_dir / COLLECTIONS_DIR if name == DEFAULT_COLLECTION else None
+    # The default collection's folder is the root: the named collections, the eval's indexes and the saved
+    # conversations there are not its size.
+    skip = tuple(index_dir / p for p in (COLLECTIONS_DIR, "eval")) + tuple(index_dir.glob("conversations.sqlite*")) \
+        if name == DEFAULT_COLLECTION else ()
     return CollectionInfo(name=name, corpus=corpus, documents=documents, chunks=int(meta.get("n_chunks", 0)),
                           bytes=_size(index_dir, skip) if index_dir.is_dir() else 0,
                           indexed_at=store.stat().st_mtime if store.is_file() else None,

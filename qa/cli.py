@@ -166,8 +166,6 @@ def cmd_index(args, settings) -> int:
     before = collection_info(settings, name).corpus
     settings = collection_settings(settings, name, corpus)  # a named one without a folder: the folder it indexes
     corpus = settings.corpus
-    if before and Path(before) != corpus.resolve():
-        print(f"note: collection {name!r} indexed {before}; it now indexes {corpus.resolve()}", file=sys.stderr)
     progress = _IndexProgress()  # on screen before the slow imports
     from index.build import build_index
 
@@ -176,6 +174,8 @@ def cmd_index(args, settings) -> int:
                              allow_empty=args.allow_empty)  # skipped files are reported as found
     finally:
         progress.finish()
+    if before and Path(before) != corpus.resolve():  # said after the run: a failed one changed nothing
+        print(f"note: collection {name!r} indexed {before}; it now indexes {corpus.resolve()}", file=sys.stderr)
     if report.documents == 0:
         print(f"warning: no readable documents in {corpus}: the index is now empty", file=sys.stderr)
     print(report.summary() + ("" if name == DEFAULT_COLLECTION else f" into collection {name!r}"))
