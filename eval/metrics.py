@@ -135,7 +135,9 @@ def score_item(item: EvalItem, answer: dict, texts: dict[str, str], k: int, thre
         cites = {c["n"]: c for c in answer["citations"]}
         sentences = answer_sentences(answer["answer"])
         recall_hits, precision_hits, n_citations, supported = [], 0, 0, []
-        retrieved = " ".join(p["text"] for p in answer["passages"])
+        # What the answer rests on: the retrieved passages and the cited spans (a span may reach past its
+        # passage, when a sentence opening with a pronoun brings the sentence before it).
+        retrieved = " ".join([p["text"] for p in answer["passages"]] + [c["text"] for c in answer["citations"]])
         for sentence in sentences:
             if sentence.startswith(DONT_KNOW[:-1]):
                 continue  # "The documents don't say: ..." makes no claim to support

@@ -90,10 +90,21 @@ def _names_share(names: tuple[str, ...], text: str) -> float:
     return sum(name.split()[-1].lower() in low for name in names) / len(names)
 
 
+def _previous_sentence_start(document: str, offset: int) -> int | None:
+    """Where the sentence before document[offset:] starts (in the paragraph above, when it is the first of its own)."""
+    window = max(0, offset - 1000)
+    spans = split_sentences(document, window, offset)
+    return spans[-1][0] if spans and (window == 0 or spans[-1][0] > window) else None
+
+
 def candidates(spec: QuestionSpec, passages: list[Passage], weights: dict[str, float],
                question_vector: np.ndarray | None = None,
-               sentence_vectors: dict[str, np.ndarray] | None = None) -> list[Candidate]:
-    """Every sentence of the retrieved passages, scored against the question, with its selector features."""
+               sentence_vectors: dict[str, np.ndarray] | None = None, document_text=None) -> list[Candidate]:
+    """Every sentence of the retrieved passages, scored against the question, with its selector features.
+
+    A sentence that opens with a pronoun ("He and ...") is taken with the sentence before it, from the
+    passage or, for a passage's first sentence, from the document (document_text(source)); without
+    document_text such a sentence keeps its pronoun and does not qualify."""
     rows = []
     sentence_vectors = sentence_vectors or {}
     max_lexical = max((p.lexical or 0.0 for p in passages), default=0.0) or 1.0
@@ -109,8 +120,20 @@ def candidates(spec: QuestionSpec, passages: list[Passage], weights: dict[str, f
         own = [_coverage(weights, t, set()) for t in sentence_terms]
         names_context = _names_share(spec.names, f"{passage.headings}\n{passage.text}")
         for i, ((s, e), dense) in enumerate(zip(spans, dense_by_sentence)):
-            text = passage.text[s:e]
-            cov = _coverage(weights, sentence_terms[i], context)
+            doc_start, text, sentence_context = passage.start + s, passage.text[s:e], context
+            if _PRONOUN_START.match(text):
+                # "He and ..." is not an answer on its own: it brings the sentence its pronoun points back to.
+                # That sentence is context (half credit), as the rest of the passage is: it says who "he" is,
+                # not more of the answer.
+                if i > 0:
+                    doc_start, text = passage.start + spans[i - 1][0], passage.text[spans[i - 1][0]:e]
+                elif document_text is not None:
+                    document = document_text(passage.source)
+                    before = _previous_sentence_start(document, passage.start + s)
+                    if before is not None:
+                        doc_start, text = before, document[before:passage.start + e]
+                        sentence_context = context | set(terms(document[before:passage.start + s]))
+            cov = _coverage(weights, sentence_terms[i], sentence_context)
             values = tuple(typed_values(spec.answer_type, text, spec.text)) if spec.answer_type else ()
             score = cov + 0.5 * dense + (0.1 if values else 0.0) + 0.05 / (1 + rank)
             has_head = spec.head is None or spec.head in context
@@ -119,7 +142,7 @@ def candidates(spec: QuestionSpec, passages: list[Passage], weights: dict[str, f
                         cov, own[i], max(neighbours, default=0.0), float(bool(spec.answer_type)), float(bool(values)),
                         _names_share(spec.names, text), names_context, float(has_head), math.log1p(len(text)) / 6,
                         float(bool(_PRONOUN_START.match(text)))]
-            rows.append([passage, passage.start + s, passage.start + e, text, cov, values, score, has_head, dense,
+            rows.append([passage, doc_start, passage.start + e, text, cov, values, score, has_head, dense,
                          features])
     by_cos = sorted(range(len(rows)), key=lambda r: -rows[r][8])
     best = rows[by_cos[0]][8] if rows else 0.0
@@ -136,6 +159,12 @@ def candidates(spec: QuestionSpec, passages: list[Passage], weights: dict[str, f
     # The hand-set rules' verdict is one more feature: the fit decides how far to trust it.
     return [replace(c, features=c.features + (float(bool(spec.answer_type) and not c.values),
                                               float(qualifies(spec, c)))) for c in out]
+
+
+def absent_names(spec: QuestionSpec, document_frequency) -> list[str]:
+    """Names in the question of which no word occurs anywhere in the corpus: the documents cannot be about them."""
+    return [name for name in spec.names
+            if (name_terms := terms(name)) and not any(document_frequency(t) for t in name_terms)]
 
 
 @lru_cache(maxsize=1)
@@ -162,19 +191,21 @@ def qualifies(spec: QuestionSpec, c: Candidate) -> bool:
         return False
     if not c.has_head and c.coverage < HEAD_WAIVER_COVERAGE:
         return False
+    if _PRONOUN_START.match(c.text):
+        return False  # its antecedent is in another passage: unclear who or what it is about
     return c.coverage >= MIN_COVERAGE or (c.coverage >= MIN_COVERAGE_WITH_DENSE and c.dense >= MIN_DENSE)
 
 
 def select_evidence(spec: QuestionSpec, passages: list[Passage], weights: dict[str, float],
                     question_vector: np.ndarray | None = None,
-                    sentence_vectors: dict[str, np.ndarray] | None = None) -> list[Candidate]:
+                    sentence_vectors: dict[str, np.ndarray] | None = None, document_text=None) -> list[Candidate]:
     """The sentences to answer with, best first; empty means abstain.
 
     With a fitted selector, a sentence's score is the model's probability that it answers, and the
     answer abstains when the best is under the threshold chosen on the dev split; without one, the
     hand-set rules decide.
     """
-    pool = candidates(spec, passages, weights, question_vector, sentence_vectors)
+    pool = candidates(spec, passages, weights, question_vector, sentence_vectors, document_text)
     model = load_selector()
     if model:
         pool = [replace(c, score=selector_probability(model, c.features)) for c in pool]
@@ -188,8 +219,9 @@ def select_evidence(spec: QuestionSpec, passages: list[Passage], weights: dict[s
             break
         key = re.sub(r"\W+", " ", c.text.lower()).strip()
         values = {v.lower() for v in c.values}
-        if key in seen_texts:
-            continue
+        if key in seen_texts or any(x.passage.source == c.passage.source and x.start < c.end and c.start < x.end
+                                    for x in chosen):
+            continue  # the same words, or a span overlapping one already cited
         # A further sentence must add something: a value not yet given, or another source's account.
         if chosen and not (values - seen_values if spec.answer_type else
                            c.passage.source not in {x.passage.source for x in chosen}):
@@ -217,8 +249,10 @@ def compose(chosen: list[Candidate], document_text) -> tuple[str, tuple[Citation
                  line=line_number(document_text(c.passage.source), c.start), headings=c.passage.headings,
                  page=c.passage.page)
         for i, c in enumerate(ordered, start=1))
-    # Prose collapses hard wraps; the citation keeps the exact span.
-    prose = " ".join(_with_marker(" ".join(c.text.split()), i) for i, c in enumerate(ordered, start=1))
+    # Prose collapses hard wraps; the citation keeps the exact span. Each sentence of a span carries its marker
+    # (a span is two sentences when a pronoun brought its antecedent).
+    prose = " ".join(_with_marker(" ".join(c.text[s:e].split()), i) for i, c in enumerate(ordered, start=1)
+                     for s, e in split_sentences(c.text))
     values = [{v.lower() for v in c.values} for c in ordered if c.values]
     conflict = len(values) > 1 and any(v != values[0] for v in values[1:])
     return prose, citations, conflict

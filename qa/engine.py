@@ -11,7 +11,7 @@ from index.config import Settings
 from index.errors import QAError, UsageError
 from index.store import side_store_path
 
-from .answer import DONT_KNOW, compose, select_evidence, term_weights
+from .answer import DONT_KNOW, absent_names, compose, select_evidence, term_weights
 from .followup import resolve_followup
 from .question import analyse
 from .retrieve import MODES, CorpusIndex
@@ -51,8 +51,9 @@ def answer_from_passages(index: CorpusIndex, question: str, search_query: str, p
     for part, passages in zip(parts, passages_per_part):
         spec = analyse(part)
         vectors = index.sentence_vectors([p.chunk_id for p in passages]) if passages else {}
-        picked = select_evidence(spec, passages, term_weights(spec, index.document_frequency, index.n_chunks),
-                                 index.embed(part), vectors)
+        picked = [] if absent_names(spec, index.document_frequency) else select_evidence(
+            spec, passages, term_weights(spec, index.document_frequency, index.n_chunks), index.embed(part), vectors,
+            index.document_text)
         spans = {(c.passage.source, c.start) for c in chosen}
         chosen += [c for c in picked if (c.passage.source, c.start) not in spans]
         if not picked:

@@ -16,12 +16,18 @@ saying use used using get got make made go went take took""".split())
 _NUMBER_WORDS = ("one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
                  "sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|hundred|thousand|million|"
                  "dozens?|several|numerous")
-_MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
+# "May" is a month next to a number or after "in" ("in May", "3 May 2020"), not in "you may escalate".
+_MONTHS = ("january|february|march|april|(?<=in )may|(?<=\\d )may|may(?= \\d)|june|july|august|september|october|"
+           "november|december")
 PATTERNS = {
     "number": re.compile(rf"\b(\d[\d,.]*|{_NUMBER_WORDS})\b", re.I),
+    # Dates and times of day: "when does the ferry leave?" is answered by "at 9:40 every morning".
     "date": re.compile(rf"\b((1[89]|20)\d\d|{_MONTHS}|monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
                        r"yesterday|today|tomorrow|spring|summer|autumn|winter|last (week|month|year)|"
-                       r"(this|next) (week|month|year)|end of the year|ago)\b", re.I),
+                       r"(this|next) (week|month|year)|end of the year|ago|\d{1,2}:\d\d(\s*[ap]\.?m\b\.?)?|"
+                       r"\d{1,2}(\.\d\d)?\s*[ap]\.?m\b\.?|\d{1,2} o'clock|noon|midday|midnight|"
+                       r"(every|each) (morning|afternoon|evening|night|day|week|month|year)|daily|weekly|monthly|"
+                       r"annually|\d{1,2}(st|nd|rd|th))\b", re.I),
     "duration": re.compile(rf"\b(\d[\d,.]*|a|an|{_NUMBER_WORDS}|several|few)\s+((whole|full|entire|further)\s+)?(seconds?|minutes?|hours?|days?|"
                            r"weeks?|fortnights?|months?|years?|decades?)\b", re.I),
     # Two or more capitalised words, an honorific and a name, or an acronym.
@@ -41,15 +47,18 @@ _TYPE_RULES = (
 
 
 _HEAD_RE = re.compile(r"\b(which|what)\s+([a-z]+)(?:\s+([a-z]+))?", re.I)
+# "What time/year/age ..." names the kind of answer (see _TYPE_RULES), not a category the answer must name.
+TYPE_NOUNS = frozenset("time times year years month months date dates day days age number percentage amount".split())
 
 
 def head_noun(question: str) -> str | None:
     """The noun of "which X" / "what X" ("which dating website" -> website, "which BBC programme" -> programme)."""
     m = _HEAD_RE.search(question)
-    if not m or m.group(2).lower() in STOPWORDS | QUESTION_WORDS:
+    if not m or m.group(2).lower() in STOPWORDS | QUESTION_WORDS | TYPE_NOUNS:
         return None
     first, second = m.group(2), m.group(3)
-    modifier = first.isupper() or first.lower().endswith("ing")  # an acronym or a participle qualifies the noun
+    # An acronym, a name ("which Debian release") or a participle qualifies the noun after it.
+    modifier = first.isupper() or first[0].isupper() or first.lower().endswith("ing")
     if modifier and second and second.lower() not in STOPWORDS | QUESTION_WORDS:
         return stem(second.lower())
     return stem(first.lower())

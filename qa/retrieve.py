@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import threading
 from collections import defaultdict
+from pathlib import PurePosixPath
 from typing import Iterable
 
 import numpy as np
@@ -18,10 +20,15 @@ from index.lexical import BM25_B, BM25_K1, bm25_idf, terms
 from index.store import (VectorCopyDamaged, open_collection, open_side_store, read_meta, read_vector_copy,
                          side_store_path, unpack_postings, unpack_vectors)
 
+from .question import analyse
 from .types import Passage
 
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of top ranks
 MODES = ("hybrid", "dense", "lexical")
+
+
+NAMED_SHARE = 0.6  # share of a title's words a question must use to name that document
+MAX_NAMED = 5
 
 
 def fuse_rankings(rankings: Iterable[list[str]], k: int = RRF_K) -> list[tuple[str, float]]:
@@ -69,6 +76,7 @@ class CorpusIndex:
         self.avg_terms = float(self.meta.get("avg_terms", 1.0))
         self._collection = None
         self._doc_cache: dict[str, str] = {}
+        self._titles = None  # built on first use: see named_sources
 
     def _query(self, sql: str, params=()) -> list[tuple]:
         """Rows of one statement (the caller holds self._lock); a corrupted page is a damaged index, not a 500."""
@@ -114,6 +122,11 @@ class CorpusIndex:
         with self._lock:
             rows = self._query("SELECT df FROM postings WHERE term=?", (term,))
         return rows[0][0] if rows else 0
+
+    def chunk_sources(self, chunk_ids: list[str]) -> dict[str, str]:
+        marks = ",".join("?" * len(chunk_ids))
+        with self._lock:
+            return dict(self._query(f"SELECT chunk_id, source FROM chunks WHERE chunk_id IN ({marks})", chunk_ids))
 
     def passages(self, chunk_ids: list[str]) -> dict[str, Passage]:
         marks = ",".join("?" * len(chunk_ids))
@@ -184,11 +197,45 @@ class CorpusIndex:
                 f"SELECT row, chunk_id FROM chunks WHERE row IN ({','.join('?' * len(best))})", [r for r, _ in best]))
         return [(ids[row], score) for row, score in best if row in ids]
 
+    def _title_index(self) -> dict[str, list[tuple[str, frozenset[str]]]]:
+        """term -> [(source, the terms of one of its titles)]: its first heading, and its file name's words."""
+        if self._titles is None:
+            with self._lock:
+                rows = self._query("SELECT source, headings FROM chunks WHERE row IN "
+                                   "(SELECT MIN(row) FROM chunks GROUP BY source)")
+            index: dict[str, list[tuple[str, frozenset[str]]]] = defaultdict(list)
+            for source, headings in rows:
+                stem_words = re.sub(r"[\W_]+", " ", PurePosixPath(source).stem)
+                for title in (headings.split(" > ")[0], stem_words):
+                    title_terms = frozenset(t for t in terms(title) if t.isalpha() and len(t) > 2)
+                    for term in title_terms:
+                        index[term].append((source, title_terms))
+            self._titles = index
+        return self._titles
+
+    def named_sources(self, query: str) -> dict[str, frozenset[str]]:
+        """Documents the question names by their title, with the title words it used: two or more of the
+        title's words, most of them, and a question about something more than the title ("how much will the
+        harbour wall repairs cost?" asks about a headline's topic, which other documents may answer too)."""
+        query_terms = set(analyse(query).focus)
+        named: dict[str, frozenset[str]] = {}
+        for term in query_terms:
+            for source, title_terms in self._title_index().get(term, ()):
+                shared = title_terms & query_terms
+                if (len(shared) >= 2 and len(shared) >= NAMED_SHARE * len(title_terms)
+                        and query_terms - title_terms):
+                    named[source] = named.get(source, frozenset()) | shared
+        return named if len(named) <= MAX_NAMED else {}  # a title made of common words names nothing
+
     def search(self, query: str, k: int = 5, mode: str = "hybrid", pool: int = 30) -> list[Passage]:
         """The k best passages for query; mode is hybrid (RRF of both), dense or lexical.
 
         Each passage keeps the score of each side that ranked it (dense cosine, BM25), None where it did not.
+        A question that names documents by their titles ("what does the Rye harbour report say about ...")
+        is answered from their passages only (from all, when none of theirs is in the candidate pool).
         """
+        named = self.named_sources(query)
+        pool = pool * 4 if named else pool
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         dense: dict[str, float] = {}
@@ -201,6 +248,9 @@ class CorpusIndex:
             lexical = dict(self.lexical_search(query, pool))
             rankings.append(list(lexical))
         fused = fuse_rankings(rankings)
+        if named:
+            sources = self.chunk_sources([cid for cid, _ in fused])
+            fused = [pair for pair in fused if sources.get(pair[0]) in named] or fused
         found = self.passages([cid for cid, _ in fused[: k + 10]])  # ids missing from the side store drop out
         top = [(cid, score) for cid, score in fused if cid in found][:k]
         return [Passage(**{**found[cid].__dict__, "score": score, "dense": dense.get(cid), "lexical": lexical.get(cid)})

@@ -135,3 +135,51 @@ def test_sentences_of_one_paragraph_are_scored_separately(tmp_path):
                         qa.index.embed(question), qa.index.sentence_vectors([passages[0].chunk_id]))
     assert len(scored) == 3 and len({round(c.dense, 4) for c in scored}) == 3
     assert max(scored, key=lambda c: c.dense).text.startswith("The ferry crossing takes forty minutes")
+
+
+REPORTS = {
+    "rye.md": "# Rye harbour report\n\nThe harbour master counted 41 boats in March.\n\n"
+              "The ferry to Camber leaves at 9:40 every morning.\n",
+    "camber.md": "# Camber sands report\n\nThe lifeguards counted 12 boats in March.\n\n"
+                 "Maria Lopez ran the survey for the council.\n\nShe and two volunteers walked the dunes in April.\n",
+}
+
+
+@pytest.fixture(scope="module")
+def reports_qa(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reports")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    for name, text in REPORTS.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    settings = load_settings(corpus=corpus, index_dir=root / "index")
+    build_index(settings)
+    return QA(settings, build_if_missing=False)
+
+
+def test_a_question_naming_a_document_is_answered_from_it(reports_qa):
+    camber = reports_qa.ask("How many boats were counted according to the Camber sands report?")
+    assert {p.source for p in camber.passages} == {"camber.md"} and "41" not in camber.answer
+    rye = reports_qa.ask("How many boats did the Rye harbour report count?")
+    assert [c.source for c in rye.citations] == ["rye.md"] and not rye.conflict
+    both = reports_qa.ask("How many boats were counted in March?")  # names neither: both accounts
+    assert {c.source for c in both.citations} == {"rye.md", "camber.md"} and both.conflict
+
+
+def test_a_question_about_a_name_the_documents_never_mention_abstains(reports_qa):
+    assert reports_qa.ask("How many boats did the Dover report count?").abstained
+
+
+def test_a_clock_time_answers_when_and_what_time(reports_qa):
+    for question in ("When does the ferry to Camber leave?", "What time does the Camber ferry leave?"):
+        answer = reports_qa.ask(question)
+        assert "9:40" in answer.answer and answer.citations[0].source == "rye.md", question
+
+
+def test_a_sentence_opening_with_a_pronoun_brings_its_antecedent(reports_qa):
+    answer = reports_qa.ask("Who walked the dunes in April?")
+    text = REPORTS["camber.md"]
+    citation = answer.citations[0]
+    assert citation.text.startswith("Maria Lopez ran the survey") and citation.text.endswith("dunes in April.")
+    assert text[citation.start:citation.end] == citation.text  # still exact, across the paragraph break
+    assert answer.answer.count("[1]") == 2  # each sentence carries its marker
