@@ -13,7 +13,7 @@ are known, is grown to each size in chunks. For each size, in one run:
 - optionally the same `qa index` and REST queries against a Chroma server started with `chroma run`.
 
 Run: .venv/bin/python bench/scale.py --sizes 1000,10000 [--tutorial-max 10000] [--chroma-server 10000]
-Writes bench/results/scale.json and bench/results/scale.md.
+Writes bench/results/scale.json and bench/results/scale.md (--out-name NAME: NAME.json and NAME.md).
 """
 
 from __future__ import annotations
@@ -217,6 +217,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000", help="corpus sizes in chunks (approximate)")
     parser.add_argument("--tutorial-max", type=int, default=100_000, help="run the tutorial pipeline up to this size")
     parser.add_argument("--chroma-server", type=int, default=0, help="also run this size against `chroma run`")
+    parser.add_argument("--out-name", default="scale", help="write bench/results/NAME.json and NAME.md")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="qa-scale-"))
     results = {"machine_cpus": os.cpu_count(), "runs": []}
@@ -242,7 +243,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "scale.json").write_text(json.dumps(results, indent=1) + "\n")
+    (OUT / f"{args.out_name}.json").write_text(json.dumps(results, indent=1) + "\n")
     lines = ["# Scale benchmark (`bench/scale.py`)", "",
              f"{results['machine_cpus']} CPUs; real text from /usr/share/doc and installed packages plus 50 "
              "planted-fact reports; the real model (ONNX Runtime for `qa index`).", "",
@@ -262,7 +263,7 @@ def main() -> None:
             f"{r['tutorial']['chunks']} chunks in {r['tutorial']['index_s']} s, query p50 "
             f"{r['tutorial']['query_p50_ms']} ms, planted hit@5 {r['tutorial']['planted_hit_at_5']}"
             for r in tutorial_rows) + "."]
-    (OUT / "scale.md").write_text("\n".join(lines) + "\n")
+    (OUT / f"{args.out_name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .chunk import Chunk, chunk_document, split_sentences
 from .config import Settings
-from .embed import embed_chunks, model_path
+from .embed import embed_chunks, model_path, token_counts
 from .errors import IndexBusyError, NotFoundError, QAError, UsageError
 from .lexical import term_counts
 
@@ -119,22 +119,34 @@ class EmbeddingCache:
 
 
 def embed_resumably(model: Path, chunks: list[Chunk], cache: EmbeddingCache, progress: Progress | None,
-                    batch: int = 128) -> tuple[dict[str, np.ndarray], set[str]]:
+                    group_tokens: int = 16384) -> tuple[dict[str, np.ndarray], set[str]]:
     """For each chunk text: [chunk vector, sentence vectors...] (cached ones reused), and the texts that
     went through the model in this run. Each text is read once: its sentences' vectors are pooled from
-    the same forward pass."""
+    the same forward pass. Texts go to the model in groups of about group_tokens tokens, each committed to
+    the cache when done: enough batches to keep every core busy, few enough seconds for a progress display."""
     spans = {c.text: split_sentences(c.text) for c in chunks}
     found = cache.get_many(list(spans))
-    todo = sorted((t for t in spans if t not in found), key=len)  # similar lengths batch with little padding
+    todo = [t for t in spans if t not in found]
+    tokens = dict(zip(todo, token_counts(model, todo)))
+    todo.sort(key=tokens.__getitem__)  # similar token counts batch with little padding
+    groups: list[list[str]] = []
+    size = group_tokens
+    for text in todo:
+        if size + tokens[text] > group_tokens:
+            groups.append([])
+            size = 0
+        groups[-1].append(text)
+        size += tokens[text]
     if progress:
         progress(IndexEvent("embedding", 0, len(todo)))
-    for i in range(0, len(todo), batch):  # batches small enough for a progress display to move
-        part = todo[i:i + batch]
+    done = 0
+    for part in groups:
         matrices = embed_chunks(model, part, [spans[t] for t in part])
         cache.put_many(part, matrices)
         found.update(zip(part, matrices))
+        done += len(part)
         if progress:
-            progress(IndexEvent("embedding", min(i + batch, len(todo)), len(todo)))
+            progress(IndexEvent("embedding", done, len(todo)))
     return found, set(todo)
 
 

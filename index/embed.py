@@ -15,6 +15,7 @@ import json
 import math
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
@@ -126,41 +127,56 @@ class OnnxEncoder:
         target = onnx_export_path(path)
         if not target.exists():
             export_onnx(path, target)
+        # One thread a batch, and as many batches at once as there are cores: short texts make small matrices,
+        # which split across cores worse than whole batches do, and a core taken by another process then
+        # slows one batch instead of stalling every one at a barrier (bench/results/scale-16k-*.md).
         options = ort.SessionOptions()
-        options.intra_op_num_threads = os.cpu_count() or 1
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
+        self.workers = os.cpu_count() or 1
         self.tokenizer = load_tokenizer(path)
-        self.tokenizer.enable_padding()
+        self.tokenizer.no_padding()  # batches are padded here, to their longest member
 
-    def _run(self, texts: list[str]):
-        encoded = self.tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in encoded], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+    def tokenize(self, texts: list[str]) -> list:
+        """The model's tokens for each text, unpadded (truncated where the model truncates)."""
+        return self.tokenizer.encode_batch(texts)
+
+    def _run(self, encoded: list) -> tuple[np.ndarray, np.ndarray]:
+        width = max(len(e.ids) for e in encoded)
+        ids = np.zeros((len(encoded), width), dtype=np.int64)
+        mask = np.zeros((len(encoded), width), dtype=np.int64)
+        for b, enc in enumerate(encoded):
+            ids[b, :len(enc.ids)] = enc.ids
+            mask[b, :len(enc.ids)] = 1
         hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
                                          "token_type_ids": np.zeros_like(ids)})[0]
-        return encoded, mask, hidden
+        return mask, hidden
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        _, mask, hidden = self._run(texts)
+        mask, hidden = self._run(self.tokenize(texts))
         return _normalise((hidden * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1))
 
-    def encode_with_spans(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> list[np.ndarray]:
+    def encode_with_spans(self, texts: list[str], spans: list[list[tuple[int, int]]],
+                          encoded: list | None = None) -> list[np.ndarray]:
         """For each text, a matrix: its vector, then one vector per (start, end) character span, each the
         mean of the span's token states from the same forward pass (a sentence read in its paragraph).
-        A span with no token (cut off by truncation) gets a NaN row for the caller to embed alone."""
-        encoded, mask, hidden = self._run(texts)
+        A span with no token (cut off by truncation) gets a NaN row for the caller to embed alone.
+        encoded: the texts' tokens, if the caller already has them."""
+        encoded = encoded if encoded is not None else self.tokenize(texts)
+        _, hidden = self._run(encoded)
         out = []
         for b, enc in enumerate(encoded):
-            rows = [(hidden[b] * mask[b, :, None]).sum(0) / max(mask[b].sum(), 1)]
-            starts = np.array([a for a, _ in enc.offsets])
-            usable = (mask[b] == 1) & (np.array(enc.special_tokens_mask) == 0)
-            for s, e in spans[b]:
-                if len(spans[b]) == 1:  # the sentence is the chunk: the same vector, as if embedded alone
-                    rows.append(rows[0])
-                    continue
-                take = usable & (starts >= s) & (starts < e)
-                rows.append(hidden[b][take].mean(0) if take.any() else np.full(hidden.shape[2], np.nan))
+            states = hidden[b, :len(enc.ids)]
+            rows = [states.mean(0)]
+            if len(spans[b]) == 1:  # the sentence is the chunk: the same vector, as if embedded alone
+                rows.append(rows[0])
+            elif spans[b]:
+                starts = np.array([a for a, _ in enc.offsets])
+                usable = np.array(enc.special_tokens_mask) == 0
+                for s, e in spans[b]:
+                    take = usable & (starts >= s) & (starts < e)
+                    rows.append(states[take].mean(0) if take.any() else np.full(hidden.shape[2], np.nan))
             out.append(_normalise(np.stack(rows)))
         return out
 
@@ -182,24 +198,55 @@ def load_index_encoder(path: Path):
 
 
 def embed_chunks(path: Path, texts: list[str], spans: list[list[tuple[int, int]]],
-                 batch_size: int = 32) -> list[np.ndarray]:
+                 batch_tokens: int = 1024) -> list[np.ndarray]:
     """For each chunk text: [chunk vector, one vector per sentence span] from one forward pass (ONNX), or,
-    for a model that only runs in sentence-transformers, from separate passes over chunk and sentences."""
+    for a model that only runs in sentence-transformers, from separate passes over chunk and sentences.
+
+    Batches hold about batch_tokens tokens (many short texts or a few long ones) and run on every core."""
     encoder = load_index_encoder(path)
     if not isinstance(encoder, OnnxEncoder):
         return [np.stack([embed_documents(path, [t])[0], *embed_documents(path, [t[s:e] for s, e in sp])])
                 for t, sp in zip(texts, spans)]
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out: list = [None] * len(texts)
-    for i in range(0, len(order), batch_size):
-        rows = order[i:i + batch_size]
-        for r, matrix in zip(rows, encoder.encode_with_spans([texts[r] for r in rows], [spans[r] for r in rows])):
+    encoded = encoder.tokenize(texts)
+    # Sorted by tokens, not characters: a batch pads to its longest member, and characters per token vary
+    # threefold between prose and changelogs (sorting by characters ran half again as many token slots).
+    order = sorted(range(len(texts)), key=lambda i: len(encoded[i].ids))
+    batches: list[list[int]] = []
+    for r in order:
+        if not batches or (len(batches[-1]) + 1) * len(encoded[r].ids) > batch_tokens:
+            batches.append([])
+        batches[-1].append(r)
+
+    def run(rows: list[int]) -> list[np.ndarray]:
+        matrices = encoder.encode_with_spans([texts[r] for r in rows], [spans[r] for r in rows],
+                                             [encoded[r] for r in rows])
+        for r, matrix in zip(rows, matrices):
             missing = [j for j in range(1, len(matrix)) if np.isnan(matrix[j]).any()]
             if missing:  # sentences past the model's token limit: embed them on their own
-                alone = encoder.encode([texts[r][spans[r][j - 1][0]:spans[r][j - 1][1]] for j in missing])
-                matrix[missing] = alone
-            out[r] = matrix
+                matrix[missing] = encoder.encode([texts[r][spans[r][j - 1][0]:spans[r][j - 1][1]] for j in missing])
+        return matrices
+
+    out: list = [None] * len(texts)
+    with ThreadPoolExecutor(min(encoder.workers, len(batches)) or 1) as pool:  # ONNX Runtime frees the GIL
+        for rows, matrices in zip(batches, pool.map(run, batches)):
+            for r, matrix in zip(rows, matrices):
+                out[r] = matrix
     return out
+
+
+def token_counts(path: Path, texts: list[str]) -> list[int]:
+    """How many tokens each text runs as (characters for a model without a fast tokenizer): the key that
+    groups texts into batches with little padding."""
+    if not (path / "tokenizer.json").exists():
+        return [len(t) for t in texts]
+    return [len(e.ids) for e in _counting_tokenizer(path).encode_batch(texts)]
+
+
+@lru_cache(maxsize=2)
+def _counting_tokenizer(path: Path):
+    tokenizer = load_tokenizer(path)
+    tokenizer.no_padding()
+    return tokenizer
 
 
 def embed_documents(path: Path, texts: list[str], batch_size: int = 32, progress=None) -> np.ndarray:
