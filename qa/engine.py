@@ -109,13 +109,16 @@ class QA:
         return self.index.search(search_query, k=k, mode=mode)
 
     def ask(self, question: str, history: list[tuple[str, str]] | None = None, k: int = 5,
-            mode: str = "hybrid") -> Answer:
-        """Answer one question (a follow-up is resolved against history first) from one index generation."""
+            mode: str = "hybrid", llm=None, show_unsupported: bool = False, on_token=None) -> Answer:
+        """Answer one question (a follow-up is resolved against history first) from one index generation.
+
+        With llm (a qa.llm.LLM) the model writes the answer from the same passages and the grounding guard
+        keeps the sentences they support (see qa/generate.py); on_token receives its unguarded tokens."""
         question = check_question(question, k, mode)
         for attempt in range(1, self.ATTEMPTS + 1):
             index = self.index
             try:
-                answer = self._ask(index, question, history, k, mode)
+                answer = self._ask(index, question, history, k, mode, llm, show_unsupported, on_token)
             except Exception:  # e.g. Chroma's collection dropped by a rebuild mid-question
                 if index.is_current():
                     raise
@@ -124,14 +127,24 @@ class QA:
                 return answer
         raise QAError("the index changed while answering, repeatedly: try again in a moment")
 
-    def _ask(self, index: CorpusIndex, question: str, history, k: int, mode: str) -> Answer:
+    def _ask(self, index: CorpusIndex, question: str, history, k: int, mode: str, llm=None,
+             show_unsupported: bool = False, on_token=None) -> Answer:
         t0 = time.perf_counter()
         search_query = resolve_followup(question, history)
         parts = split_question(search_query)
         passages_per_part = [index.search(part, k=k, mode=mode) for part in parts]
         t1 = time.perf_counter()
-        answer = answer_from_passages(index, question, search_query, parts, passages_per_part,
-                                      {"retrieve": (t1 - t0) * 1000})
+        timings = {"retrieve": (t1 - t0) * 1000}
+        if llm is None:
+            answer = answer_from_passages(index, question, search_query, parts, passages_per_part, timings)
+        else:
+            from .generate import generative_answer
+
+            passages = list({p.chunk_id: p for ps in passages_per_part for p in ps}.values())
+            answer = generative_answer(
+                llm, question, search_query, passages, index.document_text, index.embed,
+                lambda: answer_from_passages(index, question, search_query, parts, passages_per_part, timings),
+                show_unsupported=show_unsupported, on_token=on_token, timings=timings)
         answer.timings_ms["total"] = (time.perf_counter() - t0) * 1000
         return replace(answer, generation=index.generation)
 

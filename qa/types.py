@@ -45,6 +45,23 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class GeneratedSentence:
+    """A sentence an LLM wrote, as the grounding guard judged it (qa/guard.py)."""
+
+    text: str  # without its [n] markers
+    citations: tuple[int, ...]  # the Answer's citation numbers it is shown with; empty unless kept
+    cited_passages: tuple[int, ...]  # the passage numbers the model wrote after it
+    support: float  # share of its content words in the best supporting sentence of the cited passages
+    cosine: float  # embedding similarity to that sentence
+    kept: bool  # shown as a cited sentence of the answer
+    reason: str = ""  # why it was not kept
+
+    def to_json(self) -> dict:
+        return {"text": self.text, "citations": list(self.citations), "cited_passages": list(self.cited_passages),
+                "support": self.support, "cosine": self.cosine, "kept": self.kept, "reason": self.reason}
+
+
+@dataclass(frozen=True)
 class Answer:
     question: str
     search_query: str
@@ -55,6 +72,9 @@ class Answer:
     conflict: bool = False  # the cited sources give different values for what was asked
     timings_ms: dict[str, float] = field(default_factory=dict)
     generation: str = ""  # the index generation it was answered from (not part of the JSON shape)
+    # What wrote the prose: "extractive", an LLM spec ("openai:URL:MODEL"), or "extractive (fallback: why)".
+    generator: str = "extractive"
+    sentences: tuple[GeneratedSentence, ...] = ()  # a generated answer's sentences; empty for the extractive one
 
     def to_json(self) -> dict:
         return {
@@ -66,6 +86,8 @@ class Answer:
             "citations": [c.to_json() for c in self.citations],
             "passages": [p.to_json() for p in self.passages],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "generator": self.generator,
+            "sentences": [s.to_json() for s in self.sentences],
         }
 
     @classmethod
@@ -75,4 +97,7 @@ class Answer:
             abstained=data["abstained"], conflict=data.get("conflict", False),
             citations=tuple(Citation(**c) for c in data["citations"]),
             passages=tuple(Passage(**p) for p in data["passages"]),
-            timings_ms=data.get("timings_ms", {}))
+            timings_ms=data.get("timings_ms", {}), generator=data.get("generator", "extractive"),
+            sentences=tuple(GeneratedSentence(**{**s, "citations": tuple(s["citations"]),
+                                                 "cited_passages": tuple(s["cited_passages"])})
+                            for s in data.get("sentences", ())))
