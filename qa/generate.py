@@ -7,8 +7,8 @@ slow, the model says the documents do not hold the answer, or no sentence it wro
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 from .guard import NOT_IN_DOCUMENTS, guard, says_not_in_documents
 from .types import Answer, Passage

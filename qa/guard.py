@@ -17,8 +17,8 @@ A sentence that cites nothing, or only passage numbers that do not exist, is nev
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -42,7 +42,7 @@ _MARKERS_AFTER_END = re.compile(rf"([.!?]+['\"\u2019\u201d]*)({_MARKERS})")
 _ADDRESSES_THE_MODEL = re.compile(
     r"\b(ignore|disregard|forget|override)\b.{0,40}\b(instructions?|prompts?|rules|guidelines)\b"
     r"|\b(tell|inform|answer|respond to|reply to) the user\b|\bsystem prompt\b|\byou are (an? )?(ai|assistant|model)\b"
-    r"|\b(language model|chatbot|assistant)s?\b.{0,30}\b(must|should)\b", re.I)
+    r"|\b(language model|chatbot|assistant)s?\b.{0,30}\b(must|should)\b", re.IGNORECASE)
 
 
 def addresses_the_model(text: str) -> bool:
