@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from html import escape
 from pathlib import Path
 from typing import Literal, get_type_hints
@@ -14,6 +16,7 @@ from index.errors import QAError
 from qa.engine import QA
 from qa.followup import FOLLOWUP_TURNS
 from qa.library import Library
+from qa.llm import open_llm
 from qa.types import Answer
 
 from .conversations import (
@@ -142,13 +145,19 @@ def _bubble(answer: Answer, document_text, collection: str) -> str:
     return prefix + render_answer(answer, document_text, collection=collection) + _copy_tools(answer)
 
 
-def build_chat(library: Library, collection: str = DEFAULT_COLLECTION) -> gr.Blocks:
+EXTRACTIVE = "extractive (default)"
+
+
+def build_chat(library: Library, collection: str = DEFAULT_COLLECTION,
+               llms: tuple[str, ...] | list[str] = ()) -> gr.Blocks:
+    """The chat; with llms (qa serve --llm / QA_LLM) an "Answer with" picker offers them, their tokens streamed."""
     qa = library.get(collection)
     examples = example_questions(qa.settings.corpus, qa)
     saved = store_path(library.settings.index_dir)
 
-    def respond(message: str, conversation: dict | None, k: int, mode: str):
-        """Answer one chat message and fill the citation panel.
+    def respond(message: str, conversation: dict | None, k: int, mode: str, backend: str | None = None,
+                on_token=None):
+        """Answer one chat message and fill the citation panel (with backend, one of llms, the LLM writes it).
 
         The conversation lives in server-side State: the browser sends only the message text and the
         two settings, never the history (a client-sent history could smuggle file paths into Gradio).
@@ -162,7 +171,10 @@ def build_chat(library: Library, collection: str = DEFAULT_COLLECTION) -> gr.Blo
         shown.append({"role": "user", "content": escape(message)})
         try:
             engine = library.get(name)
-            answer = engine.ask(message, history=turns, k=_as_int(k), mode=str(mode))
+            llm = open_llm(backend) if backend in llms else None  # only what the server offers
+            answer = engine.ask(message, history=turns, k=_as_int(k), mode=str(mode), llm=llm, on_token=on_token)
+            if answer.generator.startswith("extractive (fallback: "):
+                gr.Warning(f"Answered extractively: {answer.generator.removeprefix('extractive (fallback: ')[:-1]}")
             document_text = lambda source: engine.source_text(source, answer.generation)
             cards = render_cards(answer, document_text, collection=name)
             bubble = _bubble(answer, document_text, name)
@@ -179,6 +191,37 @@ def build_chat(library: Library, collection: str = DEFAULT_COLLECTION) -> gr.Blo
             gr.Warning(f"This conversation is not saved: {exc}")
             saved_id = conversation.get("id")
         return shown, cards, {**conversation, "id": saved_id, "shown": shown, "turns": turns}, ""
+
+    def respond_streaming(message: str, conversation: dict | None, k: int, mode: str, backend: str):
+        """respond, showing the LLM's tokens as an unchecked draft until the guarded answer replaces it."""
+        text = (message or "").strip() if isinstance(message, str) else ""
+        if backend not in llms or not text:
+            yield respond(message, conversation, k, mode)
+            return
+        drafts: queue.Queue = queue.Queue()
+        result: dict = {}
+
+        def work() -> None:
+            try:
+                result["out"] = respond(message, conversation, k, mode, backend, drafts.put)
+            except BaseException as exc:  # noqa: BLE001  (re-raised below, in Gradio's worker)
+                result["error"] = exc
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        shown = [*(conversation or {}).get("shown", []), {"role": "user", "content": escape(text)}]
+        draft = ""
+        while thread.is_alive() or not drafts.empty():
+            try:
+                draft += drafts.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            bubble = f"<em>Draft by {escape(backend)}, not yet checked against the sources:</em> {escape(draft)}"
+            yield [*shown, {"role": "assistant", "content": bubble}], gr.update(), gr.update(), ""
+        thread.join()
+        if "error" in result:
+            raise result["error"]
+        yield result["out"]
 
     def clear(conversation: dict | None):
         name = (conversation or {}).get("collection", collection)
@@ -273,6 +316,9 @@ def build_chat(library: Library, collection: str = DEFAULT_COLLECTION) -> gr.Blo
                     gr.Examples(examples=[[e] for e in examples], inputs=[box], label="Try")
                 picker = gr.Dropdown([c.name for c in library.collections()], value=collection,
                                      label="Collection", elem_id="qa-collection", interactive=True)
+                backend = gr.Dropdown([EXTRACTIVE, *llms], value=EXTRACTIVE, label="Answer with", visible=bool(llms),
+                                      elem_id="qa-llm", interactive=True,
+                                      info="an LLM's sentences are kept only where the cited sources support them")
                 with gr.Row(equal_height=True):
                     saved_list = gr.Dropdown([], value=None, label="Saved conversations (newest first)", scale=4,
                                              elem_id="qa-saved", interactive=True)
@@ -289,9 +335,12 @@ def build_chat(library: Library, collection: str = DEFAULT_COLLECTION) -> gr.Blo
                 cards = gr.HTML(render_cards(None, qa.source_text), elem_id="qa-cards", label="Sources")
         inputs = [box, conversation, k, mode]  # the chatbot is display only: never an input
         outputs = [chatbot, cards, conversation, box]
+        answer_fn = respond
+        if llms:  # the extractive-only chat keeps its plain (non-generator) handler
+            inputs, answer_fn = [*inputs, backend], respond_streaming
         listing = {"fn": list_saved, "inputs": [conversation], "outputs": [saved_list, export], "api_name": False}
-        ask.click(respond, inputs, outputs, api_name="chat")
-        box.submit(respond, inputs, outputs, api_name=False)
+        ask.click(answer_fn, inputs, outputs, api_name="chat")
+        box.submit(answer_fn, inputs, outputs, api_name=False)
         clear_btn.click(clear, [conversation], outputs, api_name=False)
         chatbot.clear(clear, [conversation], outputs, api_name=False)  # the chatbot's own trash icon resets the state too
         picker.input(switch, [picker], [*outputs, title], api_name=False)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, StringConstraints
 
 from index.collections import DEFAULT_COLLECTION, NAME_PATTERN
 from qa.engine import MAX_K, MAX_QUESTION_CHARS
-from qa.types import Citation, Passage
+from qa.types import Citation, GeneratedSentence, Passage
 
 MAX_HISTORY_TURNS = 20
 MAX_TURN_CHARS = 4000
@@ -28,6 +28,12 @@ class AskRequest(BaseModel):
     k: StrictInt = Field(5, ge=1, le=MAX_K, description="passages to retrieve")
     mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
     collection: CollectionName = Field(DEFAULT_COLLECTION, description="the collection to answer from")
+    llm: StrictStr | None = Field(None, max_length=1000, description=(
+        "a generative backend the server offers (`qa serve --llm SPEC` or QA_LLM), e.g. \"ollama:llama3.2\": it "
+        "writes the answer and the grounding guard keeps only the sentences the cited passages support; "
+        "default: the extractive answerer"))
+    show_unsupported: StrictBool = Field(False, description="with llm: keep unsupported sentences, flagged "
+                                                            "[unsupported] and citing nothing")
 
 
 class AnswerJSON(BaseModel):
@@ -42,6 +48,12 @@ class AnswerJSON(BaseModel):
     citations: list[Citation] = Field(description="exact spans: canonical_text(source)[start:end] == text")
     passages: list[Passage] = Field(description="retrieved chunks with their scores")
     timings_ms: dict[str, float] = Field(description="milliseconds per stage")
+    generator: str = Field(description="what wrote the answer: \"extractive\", the LLM's spec, or \"extractive "
+                                       "(fallback: why)\" when a generated answer could not be shown")
+    sentences: list[GeneratedSentence] = Field(description=(
+        "a generated answer's sentences as the grounding guard judged them (kept ones cite the supporting "
+        "sentence; `citations` are numbers into `citations` above); empty for the extractive answerer, whose "
+        "sentences are all verbatim cited spans"))
 
 
 class Sources(BaseModel):
@@ -122,7 +134,7 @@ class Error(BaseModel):
 
 
 _ERRORS = {
-    400: "bad question (empty, or only spaces)",
+    400: "bad question (empty, or only spaces), or an llm this server does not offer",
     401: "QA_TOKEN is set and the request lacks `Authorization: Bearer TOKEN`",
     404: "unknown source, collection, conversation or route",
     405: "wrong method for this route",

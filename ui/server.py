@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -18,7 +19,9 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from index.collections import DEFAULT_COLLECTION
 from index.errors import NotFoundError, QAError, UsageError
 from index.uploads import MAX_REQUEST_BYTES, MAX_UPLOAD_BYTES, list_documents, remove_document
+from qa.engine import check_question
 from qa.library import Library
+from qa.llm import open_llm
 
 from .conversations import (
     conversation_markdown,
@@ -47,8 +50,11 @@ from .security import FileUploads, RequestGuard, SecurityHeaders, TokenGate, all
 ASK_WORKERS = 2  # one per core: more threads only fight over the GIL and starve the event loop
 
 
-def create_api(library: Library) -> FastAPI:
-    """The REST API (and the source viewer) over every collection; user errors become 4xx JSON, never 500."""
+def create_api(library: Library, llms: list[str] | tuple[str, ...] = ()) -> FastAPI:
+    """The REST API (and the source viewer) over every collection; user errors become 4xx JSON, never 500.
+
+    llms: the generative backends a request may name (its `llm`); no other, so a client cannot make the
+    server connect to an address of its choosing."""
     # /docs serves Swagger UI from the package, not a CDN: it works offline and within the CSP ('self').
     app = FastAPIOffline(title="Grounded QA", version="0.1.0", redoc_url=None, static_url="/docs/static",
                          swagger_ui_parameters={"validatorUrl": None},
@@ -78,14 +84,67 @@ def create_api(library: Library) -> FastAPI:
     async def http_error(_: Request, exc: StarletteHTTPException):
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
+    offered = tuple(llms)
+
+    def llm_for(request: AskRequest):
+        if request.llm is None:
+            return None
+        if request.llm not in offered:
+            raise UsageError(f"llm {request.llm!r} is not offered by this server"
+                             + (f" (offered: {', '.join(offered)})" if offered else
+                                "; start it with qa serve --llm SPEC or QA_LLM=SPEC"))
+        return open_llm(request.llm)
+
     @app.post("/api/ask", summary="Answer a question with exact citations", response_model=AnswerJSON,
               responses=error_responses(400, 401, 404, 405, 413, 422, 503))
     async def ask(request: AskRequest) -> dict:
         # CPU work runs on a small pool of its own, so /healthz and the chat stay responsive under load.
         qa = library.get(request.collection)
-        work = partial(qa.ask, request.question, history=request.history, k=request.k, mode=request.mode)
+        work = partial(qa.ask, request.question, history=request.history, k=request.k, mode=request.mode,
+                       llm=llm_for(request), show_unsupported=request.show_unsupported)
         answer = await asyncio.get_running_loop().run_in_executor(ask_pool, work)
         return answer.to_json()
+
+    @app.post("/api/ask/stream", summary="Answer a question, streaming a generated answer's tokens (SSE)",
+              response_class=StreamingResponse,
+              responses={200: {"description": (
+                  "server-sent events: `token` events `{\"text\": ..., \"draft\": true}` while an llm writes "
+                  "(unguarded drafts: not the answer), then one `answer` event with the guarded Answer JSON, "
+                  "or one `error` event `{\"error\": ...}`"), "content": {"text/event-stream": {}}},
+                  **error_responses(400, 401, 404, 405, 413, 422, 503)})
+    async def ask_stream(request: AskRequest) -> StreamingResponse:
+        qa = library.get(request.collection)
+        llm = llm_for(request)
+        check_question(request.question, request.k, request.mode)  # a bad request is a 4xx, before the stream
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue = asyncio.Queue()
+
+        def put(kind: str, data: dict) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, (kind, data))
+
+        def work() -> None:
+            try:
+                answer = qa.ask(request.question, history=request.history, k=request.k, mode=request.mode, llm=llm,
+                                show_unsupported=request.show_unsupported,
+                                on_token=lambda text: put("token", {"text": text, "draft": True}))
+                put("answer", answer.to_json())
+            except QAError as exc:
+                put("error", {"error": str(exc)})
+            except BaseException:
+                put("error", {"error": "internal error while answering"})
+                raise
+
+        loop.run_in_executor(ask_pool, work)
+
+        async def stream():
+            while True:
+                kind, data = await events.get()
+                yield f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+                if kind != "token":
+                    return
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     @app.get("/api/sources", summary="List indexed sources", response_model=Sources,
              responses=error_responses(401, 404, 405, 422, 503))
@@ -183,19 +242,20 @@ def create_api(library: Library) -> FastAPI:
 
 
 def create_app(library: Library, host: str = "127.0.0.1", allow_hosts: list[str] | None = None,
-               token: str | None = None, collection: str = DEFAULT_COLLECTION) -> FastAPI:
+               token: str | None = None, collection: str = DEFAULT_COLLECTION,
+               llms: list[str] | tuple[str, ...] = ()) -> FastAPI:
     """The API with the chat mounted at /, behind the host check, body limit, optional token and headers."""
     import gradio as gr
 
     from .chat import COPY_JS, CSS, build_chat
     from .documents import DOCUMENTS_CSS, UPLOAD_API, in_upload_folder
 
-    app = create_api(library)
+    app = create_api(library, llms)
     # Gradio serves nothing from disk beyond its own assets: no allowed paths, the index root and the
     # corpora blocked outright, and its file routes closed in SecurityHeaders (its upload route open, POST only).
     blocked = {str(library.settings.index_dir.resolve()), str(library.settings.corpus.resolve())}
     blocked |= {c.corpus for c in library.collections() if c.corpus}
-    demo = build_chat(library, collection)
+    demo = build_chat(library, collection, llms)
     # Uploads (the Documents panel): Gradio's upload route takes files up to the limits, and only the upload
     # event may name them, by paths inside Gradio's upload folder (FileUploads); the rest stays closed.
     uploads = FileUploads({i for i, fn in demo.fns.items() if fn.api_name == UPLOAD_API}, {UPLOAD_API},
@@ -228,7 +288,7 @@ def check_port(host: str, port: int) -> None:
 
 
 def serve(library: Library, host: str = "127.0.0.1", port: int = 7860, allow_hosts: list[str] | None = None,
-          collection: str = DEFAULT_COLLECTION) -> None:
+          collection: str = DEFAULT_COLLECTION, llms: list[str] | tuple[str, ...] = ()) -> None:
     """Serve the chat and the API until interrupted."""
     import os
     import sys
@@ -245,5 +305,5 @@ def serve(library: Library, host: str = "127.0.0.1", port: int = 7860, allow_hos
               + ("" if token else "; set QA_TOKEN to require a token"), file=sys.stderr)
     where = f"http://{host}:{port}/" + (" (open it with ?token=QA_TOKEN)" if token else "")
     print(f"Serving the chat on {where}  (API docs: http://{host}:{port}/docs)", file=sys.stderr)
-    uvicorn.run(create_app(library, host, allow_hosts, token, collection), host=host, port=port, log_level="warning",
-                server_header=False)
+    uvicorn.run(create_app(library, host, allow_hosts, token, collection, llms), host=host, port=port,
+                log_level="warning", server_header=False)

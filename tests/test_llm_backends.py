@@ -1,0 +1,154 @@
+"""The `openai:` backend end to end against an OpenAI-compatible test server: CLI, REST and its event stream."""
+
+import json
+import time
+
+import httpx
+import pytest
+
+from .conftest import SEEDS
+from .fake_openai import FakeOpenAI, passage_number
+from .test_cli import run_qa
+from .test_server import _free_port, start_server, stop_server
+
+pytestmark = pytest.mark.slow
+QUESTION = "How old was Daniel Whitworth?"
+FACT = "Mr Whitworth, 21, was killed by Port after being given a fatal dose of the date rape drug GHB."
+GOOD = "Whitworth was 21 when Port killed him with GHB"
+BAD = "Port was 52"
+
+
+def half_true(prompt: str) -> str:
+    """A model that answers, then hallucinates a sentence citing the same passage."""
+    n = passage_number(prompt, FACT)
+    return f"{GOOD} [{n}]. {BAD} [{n}]."
+
+
+@pytest.fixture(scope="module")
+def fake():
+    with FakeOpenAI(half_true) as server:
+        yield server
+
+
+def _exact(answer: dict) -> None:
+    texts = {s: (SEEDS / s).read_text(encoding="utf-8") for s in {c["source"] for c in answer["citations"]}}
+    for c in answer["citations"]:
+        assert texts[c["source"]][c["start"]:c["end"]] == c["text"]
+
+
+def test_ask_with_an_openai_backend_shows_only_guarded_sentences(seed_settings, fake):
+    result = run_qa("ask", QUESTION, "--llm", fake.spec(), "--json", index_dir=seed_settings.index_dir)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["generator"] == fake.spec() and answer["answer"] == f"{GOOD} [1]."
+    assert [(s["text"], s["kept"]) for s in answer["sentences"]] == [(f"{GOOD}.", True), (f"{BAD}.", False)]
+    assert [c["text"] for c in answer["citations"]] == [FACT]
+    _exact(answer)
+    request = fake.requests[-1]
+    assert request["model"] == "fake" and request["stream"] is True and request["temperature"] == 0
+    assert FACT in request["messages"][-1]["content"] and QUESTION in request["messages"][-1]["content"]
+
+
+def test_show_unsupported_flags_the_sentence_without_citing_it(seed_settings, fake):
+    result = run_qa("ask", QUESTION, "--llm", fake.spec(), "--show-unsupported", index_dir=seed_settings.index_dir)
+    assert result.returncode == 0, result.stderr
+    assert f"{GOOD} [1]. {BAD} [unsupported]." in result.stdout
+    assert "[2]" not in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--llm", "chatgpt"), "unknown LLM 'chatgpt': use ollama:MODEL, openai:BASE_URL:MODEL or gguf:PATH"),
+    (("--llm", "olama:llama3"), "unknown LLM 'olama:llama3'"),
+    (("--llm", "openai:llama3"), "openai needs a base URL and a model"),
+    (("--show-unsupported",), "--show-unsupported needs --llm"),
+])
+def test_a_bad_llm_option_is_a_one_line_usage_error(seed_settings, args, message):
+    result = run_qa("ask", QUESTION, *args, index_dir=seed_settings.index_dir)
+    assert result.returncode == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_a_backend_that_is_down_gives_the_extractive_answer_and_one_warning(seed_settings):
+    spec = f"openai:http://127.0.0.1:{_free_port()}/v1:nobody"
+    result = run_qa("ask", QUESTION, "--llm", spec, "--json", index_dir=seed_settings.index_dir)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["generator"].startswith(f"extractive (fallback: {spec} failed: ")
+    assert "21" in answer["answer"] and answer["sentences"] == []
+    _exact(answer)
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "showing the extractive answer" in warnings[0] and "Traceback" not in result.stderr
+
+
+def test_a_backend_slower_than_the_timeout_gives_the_extractive_answer(seed_settings):
+    def slow(prompt: str) -> str:
+        time.sleep(4)
+        return half_true(prompt)
+
+    with FakeOpenAI(slow) as server:
+        t0 = time.perf_counter()
+        result = run_qa("ask", QUESTION, "--llm", server.spec(), "--json", index_dir=seed_settings.index_dir,
+                        env_extra={"QA_LLM_TIMEOUT": "1"})
+        elapsed = time.perf_counter() - t0
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["generator"].startswith("extractive (fallback: ") and "Timeout" in answer["generator"]
+    assert elapsed < 60
+
+
+@pytest.fixture(scope="module")
+def llm_server(seed_settings, fake):
+    proc, url = start_server(SEEDS, seed_settings.index_dir, ("--llm", fake.spec()))
+    yield url
+    stop_server(proc)
+
+
+def test_rest_ask_with_an_offered_llm_is_guarded(llm_server, fake):
+    body = httpx.post(llm_server + "/api/ask", json={"question": QUESTION, "llm": fake.spec()}, timeout=60).json()
+    assert body["generator"] == fake.spec() and body["answer"] == f"{GOOD} [1]."
+    assert [s["kept"] for s in body["sentences"]] == [True, False]
+    _exact(body)
+    plain = httpx.post(llm_server + "/api/ask", json={"question": QUESTION}, timeout=60).json()
+    assert plain["generator"] == "extractive" and plain["sentences"] == []
+
+
+def test_rest_refuses_an_llm_the_server_does_not_offer(llm_server):
+    other = f"openai:http://127.0.0.1:{_free_port()}/v1:elsewhere"
+    response = httpx.post(llm_server + "/api/ask", json={"question": QUESTION, "llm": other}, timeout=60)
+    assert response.status_code == 400 and "is not offered by this server" in response.json()["error"]
+
+
+def _events(response) -> list[tuple[str, dict]]:
+    out, kind = [], None
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            kind = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            out.append((kind, json.loads(line.removeprefix("data: "))))
+    return out
+
+
+def test_rest_stream_sends_draft_tokens_then_the_guarded_answer(llm_server, fake):
+    with httpx.stream("POST", llm_server + "/api/ask/stream", json={"question": QUESTION, "llm": fake.spec()},
+                      timeout=60) as response:
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+        events = _events(response)
+    kinds = [k for k, _ in events]
+    assert kinds[-1] == "answer" and set(kinds[:-1]) == {"token"} and len(kinds) > 5
+    assert all(d["draft"] is True for k, d in events if k == "token")
+    drafted = "".join(d["text"] for k, d in events if k == "token")
+    assert BAD in drafted  # the draft is unguarded ...
+    answer = events[-1][1]
+    assert answer["answer"] == f"{GOOD} [1]." and BAD not in answer["answer"]  # ... the answer is not
+    _exact(answer)
+
+
+def test_rest_stream_without_an_llm_sends_the_answer_alone(llm_server):
+    with httpx.stream("POST", llm_server + "/api/ask/stream", json={"question": QUESTION}, timeout=60) as response:
+        events = _events(response)
+    assert [k for k, _ in events] == ["answer"] and events[0][1]["generator"] == "extractive"
+
+
+def test_rest_stream_rejects_a_bad_request_before_streaming(llm_server):
+    response = httpx.post(llm_server + "/api/ask/stream", json={"question": "  "}, timeout=60)
+    assert response.status_code == 400 and "error" in response.json()
