@@ -26,6 +26,13 @@ def _table(rows: list[tuple[str, dict]], first: str) -> list[str]:
     return lines
 
 
+def _guard_line(system: str, r: dict) -> str:
+    g = r["guard"]
+    share = "-" if g["removed_share"] is None else f"{g['removed_share']:.2f}"
+    return (f"Grounding guard ({system}): removed {g['sentences_removed']} of {g['sentences_generated']} generated "
+            f"sentences (share {share}); {g['fallbacks']} answers fell back to the extractive one.")
+
+
 def render_markdown(result: dict) -> str:
     judge = result["judge"]
     out = ["# Grounding eval", "",
@@ -35,6 +42,7 @@ def render_markdown(result: dict) -> str:
     for name, run in result["runs"].items():
         out += [f"## {name}: {run['set']} ({run['items']} items)", ""]
         out += _table([(s, r["overall"]) for s, r in run["systems"].items()], "system")
+        out += [line for system, r in run["systems"].items() if "guard" in r for line in ("", _guard_line(system, r))]
         out += ["", "Per type (ours):", ""]
         out += _table(list(run["systems"]["ours (hybrid)"]["by_type"].items()), "type")
         out += ["", f"Floors missed: {', '.join(run['floors_missed']) or 'none'}",
@@ -84,5 +92,6 @@ def write_reports(result: dict, out_dir: Path) -> str:
     for name, run in result["runs"].items():
         lines.append(f"{name} ({run['set']}, {run['items']} items)")
         lines += _table([(s, r["overall"]) for s, r in run["systems"].items()], "system")
+        lines += [_guard_line(s, r) for s, r in run["systems"].items() if "guard" in r]
         lines.append("")
     return "\n".join(lines)

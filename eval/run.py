@@ -57,8 +57,17 @@ def resolve_sets(config: dict, eval_set: str | None, splits: tuple[str, ...] = (
     return [(path.stem, path, corpus if corpus.is_dir() else (DATA_DIR / "../../seeds").resolve(), {})]
 
 
+def guard_counts(answers: list[dict]) -> dict:
+    """What the grounding guard did to generated answers: sentences written and removed, answers that fell back."""
+    written = sum(len(a.get("sentences", [])) for a in answers)
+    removed = sum(not s["kept"] for a in answers for s in a.get("sentences", []))
+    fallbacks = sum(a.get("generator", "").startswith("extractive (fallback: ") for a in answers)
+    return {"sentences_generated": written, "sentences_removed": removed,
+            "removed_share": round(removed / written, 4) if written else None, "fallbacks": fallbacks}
+
+
 def run_set(settings: Settings, name: str, set_file: Path, corpus: Path, baselines: bool, k: int,
-            threshold: float, log) -> dict:
+            threshold: float, log, llm=None) -> dict:
     items = load_set(set_file)
     if not items:
         raise UsageError(f"{set_file} holds no items")
@@ -68,18 +77,23 @@ def run_set(settings: Settings, name: str, set_file: Path, corpus: Path, baselin
     qa = QA(set_settings, build_if_missing=False)
     texts = {s: qa.index.document_text(s) for s in qa.index.sources()}
     results = {}
-    for system_name, system in all_systems(qa, baselines).items():
-        scores = []
+    for system_name, system in all_systems(qa, baselines, llm).items():
+        scores, answers = [], []
         for item in items:
             t0 = time.perf_counter()
             answer = system(item.question, [list(h) for h in item.history])
             scores.append(score_item(item, answer, texts, k, threshold, (time.perf_counter() - t0) * 1000))
+            answers.append(answer)
         types = sorted({s.type for s in scores})
         results[system_name] = {
             "overall": aggregate(scores),
             "by_type": {t: aggregate([s for s in scores if s.type == t]) for t in types},
             "items": [asdict(s) for s in scores],
         }
+        if llm is not None and system_name.startswith(llm.name):
+            guarded = results[system_name]["guard"] = guard_counts(answers)
+            log(f"  {system_name}: the guard removed {guarded['sentences_removed']} of "
+                f"{guarded['sentences_generated']} generated sentences; {guarded['fallbacks']} answers fell back")
         log(f"  {system_name}: correctness {results[system_name]['overall']['correctness']}")
     paraphrased = [item for item in items if item.paraphrase]
     if paraphrased:  # the same questions in a second wording, sharing few words with the text
@@ -128,7 +142,8 @@ GATED = ["hit@k", "correctness", "citation_precision", "support", "abstention_re
 
 
 def main(settings: Settings, eval_set: str | None = None, baselines: bool = False, out: str | None = None,
-         splits: tuple[str, ...] = ("test",)) -> int:
+         splits: tuple[str, ...] = ("test",), llm=None) -> int:
+    """Run the eval; with llm (a qa.llm.LLM) its guarded answers are one more system, with the guard's counts."""
     config = load_config()
     threshold = config["judge"]["support_threshold"]
     k = config["retrieval"]["k"]
@@ -138,12 +153,14 @@ def main(settings: Settings, eval_set: str | None = None, baselines: bool = Fals
     log(f"support judge: {judge['accuracy']:.1%} on {judge['pairs']} hand-labelled pairs")
     runs = {}
     for name, set_file, corpus, conf in sets:
-        run = run_set(settings, name, set_file, corpus, baselines, k, threshold, log)
+        run = run_set(settings, name, set_file, corpus, baselines, k, threshold, log, llm)
         ours = run["systems"]["ours (hybrid)"]["overall"]
         run["floors_missed"] = check(ours, conf.get("floors", {}))
         run["targets_missed"] = check(ours, conf.get("targets", {}))
         runs[name] = run
     result = {"judge": judge, "k": k, "support_threshold": threshold, "runs": runs}
+    if llm is not None:
+        result["llm"] = llm.name
     out_dir = Path(out) if out else EVAL_DIR / "reports"
     table = write_reports(result, out_dir)
     print(table)

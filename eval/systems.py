@@ -85,9 +85,16 @@ def sentence_ranker(qa: QA, k: int = 5) -> System:
     return run
 
 
-def all_systems(qa: QA, baselines: bool) -> dict[str, System]:
+def generated(qa: QA, llm, k: int = 5) -> System:
+    """Answers an LLM writes from the hybrid passages, each sentence checked by the grounding guard."""
+    return lambda question, history: qa.ask(question, history=[tuple(h) for h in history], k=k, llm=llm).to_json()
+
+
+def all_systems(qa: QA, baselines: bool, llm=None) -> dict[str, System]:
     systems = {"ours (hybrid)": ours(qa)}
     if baselines:
         systems |= {"sentence ranker": sentence_ranker(qa), "bm25 only": ours(qa, mode="lexical"),
                     "dense only": ours(qa, mode="dense"), "plain langchain": plain_langchain(qa)}
+    if llm is not None:
+        systems[f"{llm.name} (guarded)"] = generated(qa, llm)
     return systems

@@ -152,3 +152,28 @@ def test_rest_stream_without_an_llm_sends_the_answer_alone(llm_server):
 def test_rest_stream_rejects_a_bad_request_before_streaming(llm_server):
     response = httpx.post(llm_server + "/api/ask/stream", json={"question": "  "}, timeout=60)
     assert response.status_code == 400 and "error" in response.json()
+
+
+def quote_then_invent(prompt: str) -> str:
+    """A generic model: the first sentence of passage [1], cited, then an invented figure citing it too."""
+    lines = prompt.split("<passages>\n", 1)[1].splitlines()
+    first = lines[1].split(". ")[0].rstrip(".")
+    return f"{first} [1]. The total cost was 987,654 pounds [1]."
+
+
+def test_qa_eval_with_an_llm_reports_what_the_guard_removed(tmp_path):
+    from .test_eval import DATA_DIR
+
+    out = tmp_path / "reports"
+    with FakeOpenAI(quote_then_invent) as server:
+        result = run_qa("eval", "--set", str(DATA_DIR / "harbour.jsonl"), "--llm", server.spec(), "--out", str(out),
+                        index_dir=tmp_path / "idx")
+    assert result.returncode == 0, result.stderr
+    systems = json.loads((out / "latest.json").read_text())["runs"]["harbour"]["systems"]
+    assert set(systems) == {"ours (hybrid)", f"{server.spec()} (guarded)"}
+    guard = systems[f"{server.spec()} (guarded)"]["guard"]
+    # every invented figure is removed; the quoted sentences are kept unless the answer fell back
+    assert guard["sentences_removed"] >= guard["sentences_generated"] / 2 > 0
+    assert guard["removed_share"] == round(guard["sentences_removed"] / guard["sentences_generated"], 4)
+    assert "987,654" not in json.dumps([i["answer"] for i in systems[f"{server.spec()} (guarded)"]["items"]])
+    assert "Grounding guard" in result.stdout and "Grounding guard" in (out / "latest.md").read_text()
