@@ -119,20 +119,21 @@ class EmbeddingCache:
 
 
 def embed_resumably(model: Path, chunks: list[Chunk], cache: EmbeddingCache, progress: Progress | None,
-                    group_tokens: int = 16384) -> tuple[dict[str, np.ndarray], set[str]]:
+                    group_tokens: int = 16384, group_texts: int = 256) -> tuple[dict[str, np.ndarray], set[str]]:
     """For each chunk text: [chunk vector, sentence vectors...] (cached ones reused), and the texts that
     went through the model in this run. Each text is read once: its sentences' vectors are pooled from
-    the same forward pass. Texts go to the model in groups of about group_tokens tokens, each committed to
-    the cache when done: enough batches to keep every core busy, few enough seconds for a progress display."""
+    the same forward pass. Texts go to the model in groups of at most group_tokens tokens and group_texts
+    texts, each committed to the cache when done: enough batches to keep every core busy, few enough
+    seconds (and texts) for a progress display to move."""
     spans = {c.text: split_sentences(c.text) for c in chunks}
     found = cache.get_many(list(spans))
     todo = [t for t in spans if t not in found]
     tokens = dict(zip(todo, token_counts(model, todo)))
     todo.sort(key=tokens.__getitem__)  # similar token counts batch with little padding
     groups: list[list[str]] = []
-    size = group_tokens
+    size = 0
     for text in todo:
-        if size + tokens[text] > group_tokens:
+        if not groups or size + tokens[text] > group_tokens or len(groups[-1]) >= group_texts:
             groups.append([])
             size = 0
         groups[-1].append(text)
