@@ -75,8 +75,9 @@ def generative_answer(llm, question: str, search_query: str, passages: list[Pass
 
     if not passages:
         return fallback("no passages retrieved")
+    model = llm.model  # a missing extra or a bad model file is an error to fix, not a reason to fall back
     try:
-        text = generate(llm.model, build_messages(search_query, passages), on_token)
+        text = generate(model, build_messages(search_query, passages), on_token)
     except Exception as exc:  # noqa: BLE001  (a foreign backend: any failure means "answer without it")
         return fallback(f"{llm.name} failed: {_one_line(exc)}")
     timings["generate"] = (time.perf_counter() - t0) * 1000
