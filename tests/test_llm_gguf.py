@@ -75,7 +75,7 @@ def test_real_model_streams_tokens_and_is_loaded_once(gemma):
     chunks = list(gemma.stream([("system", "Answer in one short sentence."), ("human", "What colour is the sky?")]))
     text = "".join(c.content for c in chunks)
     assert len([c for c in chunks if c.content]) > 1 and text.strip()
-    assert chunks[-1].response_metadata.get("finish_reason") in ("stop", "length")
+    assert {c.response_metadata.get("finish_reason") for c in chunks} & {"stop", "length"}
     again = llm_gguf.chat_model("gemma3-270m")
     assert llm_gguf.load_llama(again.model_path)[0] is llm_gguf.load_llama(gemma.model_path)[0]
     assert gemma.invoke("Say hello.").content.strip()
