@@ -31,13 +31,15 @@ def _questions(n: int) -> list[str]:
     return [r["question"] for r in rows if r.get("answerable") and not r.get("history")][:n]
 
 
-def measure(model_name: str, qa, questions: list[str], k: int) -> dict:
+def measure(model_name: str, qa, questions: list[str], k: int, max_tokens: int | None = None) -> dict:
     from qa.generate import build_messages
     from qa.llm_gguf import chat_model, load_llama
 
     t0 = time.perf_counter()
     model = chat_model(model_name)
     load_s = time.perf_counter() - t0
+    if max_tokens:
+        model = model.model_copy(update={"max_tokens": max_tokens})
     llama, _ = load_llama(Path(model.model_path))
     runs = []
     for question in questions:
@@ -81,6 +83,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["gemma3-270m", "smollm2"])
     parser.add_argument("--questions", type=int, default=10)
     parser.add_argument("-k", type=int, default=5)
+    parser.add_argument("--max-tokens", type=int, help="cap each reply (default: the backend's, 160)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from index.config import load_settings
@@ -91,15 +94,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         qa = QA(load_settings(corpus=ROOT / "seeds", index_dir=Path(tmp) / "index"))
         qa.retrieve(questions[0], k=args.k)  # warm the embedding model and store
-        results = [measure(m, qa, questions, args.k) for m in args.models]
+        results = [measure(m, qa, questions, args.k, args.max_tokens) for m in args.models]
     report = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {_threads()} llama.cpp threads",
-              "questions": len(questions), "k": args.k, "models": results}
+              "questions": len(questions), "max_tokens": args.max_tokens or 160, "load": os.getloadavg()[0],
+              "k": args.k, "models": results}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "llm.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         "# Local GGUF models: time to first token and tokens/s", "",
-        (f"{report['machine']}; {len(questions)} questions from eval/data/reference.jsonl, {args.k} retrieved "
-        "passages of seeds/ each, qa's prompt, temperature 0. TTFT: from the model call (after retrieval) to the "
+        (f"{report['machine']} (load average {report['load']:.1f} at the end); {len(questions)} questions from "
+         f"eval/data/reference.jsonl, {args.k} retrieved "
+        f"passages of seeds/ each, qa's prompt, temperature 0, replies capped at {report['max_tokens']} tokens. TTFT: from the model call (after retrieval) to the "
         "first streamed token; p50/max over the warm questions (all but the first)."), "",
         ("| model | file MB | load s | prompt tokens p50 | cold TTFT s | TTFT p50 s | TTFT max s | tokens/s p50 "
         "| reply tokens p50 | retrieval ms p50 |"),

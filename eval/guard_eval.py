@@ -48,7 +48,9 @@ def collect(spec: str, set_file: Path, out: Path, summary: Path | None, limit: i
     llm = open_llm(spec)
     llm.model  # noqa: B018
     rows, per_question = [], []
-    with tempfile.TemporaryDirectory() as tmp:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sink = out.open("w", encoding="utf-8")  # a row per sentence as it comes: a long run can be stopped early
+    with sink, tempfile.TemporaryDirectory() as tmp:
         qa = _open_qa(Path(tmp) / "index")
         for item in load_set(set_file)[:limit]:
             history = [tuple(h) for h in item.history]
@@ -64,48 +66,67 @@ def collect(spec: str, set_file: Path, out: Path, summary: Path | None, limit: i
                 "draft_abstains": "not in the documents" in text.lower()})
             for s in answer.sentences:
                 cited = [n for n in s.cited_passages if 1 <= n <= len(passages)]
+                by_model = bool(cited)
+                if not by_model:  # cites nothing usable: label it against every passage the model was given
+                    cited = list(range(1, len(passages) + 1))
                 rows.append({
                     "id": item.id, "model": spec, "question": item.question, "sentence": s.text,
                     "cited": list(s.cited_passages),
+                    "cited_by_model": by_model,
                     "passages": [{"n": n, "source": passages[n - 1].source, "start": passages[n - 1].start,
                                   "end": passages[n - 1].end, "text": passages[n - 1].text} for n in cited],
                     "guard_kept": s.kept, "guard_reason": s.reason, "draft": text})
+            for r in rows[len(rows) - len(answer.sentences):]:
+                sink.write(json.dumps(r, ensure_ascii=False) + "\n")
+            sink.flush()
+            if summary:
+                summary.write_text(json.dumps(per_question, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
             print(f"{item.id}: {len(answer.sentences)} sentences, {answer.generator}", file=sys.stderr)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    if summary:
-        summary.write_text(json.dumps(per_question, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     answerable = [q for q in per_question if q["answerable"]]
     print(f"{spec}: {len(rows)} sentences from {len(per_question)} questions; correct (answerable, "
           f"{len(answerable)}): draft {sum(q['draft_correct'] for q in answerable)}, "
           f"guarded {sum(q['guarded_correct'] for q in answerable)}")
 
 
+def _rates(pairs: list[tuple[bool, bool]]) -> dict:
+    """Precision and recall of (kept, truly supported) pairs: kept is the positive."""
+    tp = sum(k and t for k, t in pairs)
+    fp = sum(k and not t for k, t in pairs)
+    fn = sum(t and not k for k, t in pairs)
+    tn = sum(not k and not t for k, t in pairs)
+    return {"n": len(pairs), "tp": tp, "fp": fp, "fn": fn, "tn": tn,
+            "precision": round(tp / (tp + fp), 3) if tp + fp else None,
+            "recall": round(tp / (tp + fn), 3) if tp + fn else None}
+
+
 def score(labels: Path) -> dict:
-    """Guard precision/recall against the labels, the guard run afresh on each sentence and its cited passages."""
+    """The guard run afresh on each labelled sentence, against the hand label `supported`.
+
+    `support`: the guard's judgement of the sentence against its passages (those it cites, or for a sentence
+    citing nothing every passage the model was given): does find_support call it supported?
+    `as_shown`: what the user sees: a sentence is kept only when it cites a passage and that judgement holds;
+    truth is the label for a cited sentence and False for an uncited one (it cannot be shown as cited)."""
     from qa.guard import find_support
     from qa.types import Passage
 
     rows = [json.loads(line) for line in labels.read_text(encoding="utf-8").splitlines() if line.strip()]
+    support, shown, errors = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         embed = _open_qa(Path(tmp) / "index").index.embed
-        tp = fp = fn = tn = 0
-        errors = []
         for r in rows:
             cited = [Passage(chunk_id=f"{p['source']}:{p['start']}", source=p["source"], start=p["start"],
                              end=p["end"], text=p["text"], line=0, score=0.0) for p in r["passages"]]
-            kept = bool(cited) and find_support(r["sentence"], cited, embed).supported
-            truth = bool(r["supported"])
-            tp, fp, fn, tn = tp + (kept and truth), fp + (kept and not truth), fn + (truth and not kept), \
-                tn + (not kept and not truth)
-            if kept != truth:
-                errors.append({"sentence": r["sentence"], "supported": truth, "kept": kept, "note": r.get("note", "")})
-    result = {"labelled": len(rows), "supported": tp + fn, "unsupported": fp + tn, "kept": tp + fp,
-              "tp": tp, "fp": fp, "fn": fn, "tn": tn,
-              "precision": round(tp / (tp + fp), 3) if tp + fp else None,
-              "recall": round(tp / (tp + fn), 3) if tp + fn else None,
-              "unsupported_removed": round(tn / (fp + tn), 3) if fp + tn else None, "errors": errors}
-    return result
+            judged = bool(cited) and find_support(r["sentence"], cited, embed).supported
+            truth, by_model = bool(r["supported"]), r.get("cited_by_model", bool(r.get("cited")))
+            support.append((judged, truth))
+            shown.append((judged and by_model, truth and by_model))
+            if judged != truth:
+                errors.append({"model": r.get("model"), "sentence": r["sentence"], "supported": truth,
+                               "guard": judged, "note": r.get("note", "")})
+    models = sorted({r.get("model", "") for r in rows})
+    return {"labelled": len(rows), "models": {m: sum(r.get("model", "") == m for r in rows) for m in models},
+            "supported_labels": sum(t for _, t in support), "support": _rates(support),
+            "as_shown": _rates(shown), "disagreements": errors}
 
 
 def main(argv: list[str] | None = None) -> None:
