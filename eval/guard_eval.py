@@ -4,9 +4,14 @@
         answers each question of the set with the LLM (seeds/ index) and writes one row per generated sentence:
         question, sentence, the cited passages (texts and offsets), the guard's verdict, and the whole draft;
         plus, per question, the draft (no guard) and the guarded answer with their correctness
-    python -m eval.guard_eval score [--labels eval/data/guard-labels.jsonl]
+    python -m eval.guard_eval score [--labels eval/data/guard-labels.jsonl] [--out eval/reports/guard-gguf.json]
         runs the guard again on every labelled sentence and reports its precision and recall: a sentence
         the guard keeps is a positive; `supported` (the hand label) is the truth
+
+Labels (eval/data/guard-labels.jsonl) are read by hand against the passages stored with each row. A sentence
+that wraps a passage's words in the prompt's own scaffolding ("The passages are quoted inside the passages
+tags: <passages> (file > heading) ...") is labelled unsupported: as a sentence shown to a user it states
+things no passage says; its note says when the copied fact itself is in a passage.
 
 A sentence that cites no existing passage is never kept; it is labelled unsupported-as-cited and counted.
 """
