@@ -312,6 +312,22 @@ def read_pdf(data: bytes) -> Parsed:
     return parsed
 
 
+MAX_UNPACKED_BYTES = 50_000_000  # a .docx whose parts unpack to more is not parsed
+MAX_PACKED_RATIO = 100  # nor one with a large part compressed more than this (a zip bomb)
+
+
+def check_unpacked_size(archive) -> None:
+    """Unreadable when a zip-based document unpacks to more than we would ever index (read from its headers)."""
+    total = 0
+    for info in archive.infolist():
+        total += info.file_size
+        if info.file_size > 1_000_000 and info.file_size > MAX_PACKED_RATIO * max(info.compress_size, 1):
+            raise Unreadable(f"{info.filename} is compressed {info.file_size // max(info.compress_size, 1)}:1 "
+                             "(a zip bomb?)")
+    if total > MAX_UNPACKED_BYTES:
+        raise Unreadable(f"unpacks to more than {MAX_UNPACKED_BYTES // 1_000_000} MB")
+
+
 def read_docx(data: bytes) -> Parsed:
     """Word: paragraphs in order, "Title" and "Heading N" styles as headings, table rows as text."""
     import zipfile
@@ -321,6 +337,7 @@ def read_docx(data: bytes) -> Parsed:
     from docx.table import Table
 
     try:
+        check_unpacked_size(zipfile.ZipFile(io.BytesIO(data)))
         document = docx.Document(io.BytesIO(data))
         items = list(document.iter_inner_content())
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:

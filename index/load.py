@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,7 +85,10 @@ def _is_utf8(name: str) -> bool:
 
 
 def _has_control_chars(name: str) -> bool:
-    return any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in name)
+    """Control characters, and the invisible ones that change how a name reads (U+202E turns "gnp.md" into
+    "dm.png"; zero-width spaces, byte-order marks, line and paragraph separators)."""
+    return any(ord(ch) < 32 or 127 <= ord(ch) < 160 or unicodedata.category(ch) in ("Cf", "Zl", "Zp")
+               for ch in name)
 
 
 def list_files(root: Path) -> tuple[list[tuple[Path, str]], list[Skipped]]:
@@ -109,7 +113,7 @@ def list_files(root: Path) -> tuple[list[tuple[Path, str]], list[Skipped]]:
             if name.startswith("."):
                 continue
             if _has_control_chars(source):
-                refused.append(Skipped(ascii(source)[1:-1], "file name contains control characters"))
+                refused.append(Skipped(ascii(source)[1:-1], "file name contains control or invisible characters"))
             elif not _is_utf8(source):
                 refused.append(Skipped(ascii(source)[1:-1], "file name is not valid UTF-8"))
             elif path.is_symlink() and not path.resolve().is_relative_to(real_root):

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .build import IndexReport, build_index, index_lock
-from .collections import DEFAULT_COLLECTION, _read_store, check_name, collection_dir, uploads_dir
+from .collections import (COLLECTIONS_DIR, DEFAULT_COLLECTION, UPLOADS_DIR, _read_store, check_name, collection_dir,
+                          uploads_dir)
 from .config import Settings
 from .errors import NotFoundError, UsageError
 from .formats import SUFFIXES
@@ -42,6 +43,8 @@ def _env_mb(name: str, default: int) -> int:
 MAX_UPLOAD_BYTES = _env_mb("QA_MAX_UPLOAD_MB", 50)  # one uploaded file (a .zip included)
 MAX_REQUEST_BYTES = _env_mb("QA_MAX_UPLOAD_REQUEST_MB", 200)  # one upload request; also a zip's unpacked total
 MAX_ZIP_ENTRIES = 1000
+MAX_ZIP_RATIO = 50  # text compresses 3-10:1; far more than this is filler meant to fill the disk
+MAX_UPLOADS_TOTAL_BYTES = _env_mb("QA_MAX_UPLOADS_TOTAL_MB", 2000)  # all upload collections together
 MAX_NAME_BYTES = 200  # per path component, below every file system's 255
 MAX_DEPTH = 8  # sub-folders kept from a zip
 ZIP_SUFFIX = ".zip"
@@ -68,7 +71,7 @@ def clean_component(part: str) -> str:
     if part in ("", ".", ".."):
         raise UsageError("not a file name")
     if _has_control_chars(part):
-        raise UsageError("file name contains control characters")
+        raise UsageError("file name contains control or invisible characters")
     if part.startswith("."):
         raise UsageError("hidden files (names starting with '.') are not indexed")
     if "/" in part or "\\" in part:
@@ -210,6 +213,9 @@ def unpack_zip(data: bytes, zip_name: str) -> tuple[list[tuple[str, bytes]], lis
             if info.file_size > MAX_FILE_BYTES:
                 refused.append(Skipped(shown, f"larger than {MAX_FILE_BYTES // 1_000_000} MB"))
                 continue
+            if info.file_size > 100_000 and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
+                refused.append(Skipped(shown, f"compressed more than {MAX_ZIP_RATIO}:1 (a zip bomb?)"))
+                continue
             if total + info.file_size > MAX_REQUEST_BYTES:
                 refused.append(Skipped(shown, f"the zip unpacks to more than {MAX_REQUEST_BYTES // 1_000_000} MB"))
                 break
@@ -225,6 +231,13 @@ def unpack_zip(data: bytes, zip_name: str) -> tuple[list[tuple[str, bytes]], lis
             total += len(content)
             found.append((source, content))
     return found, refused
+
+
+def uploads_in_use(settings: Settings) -> int:
+    """Bytes of uploaded documents kept under the index root, all collections together."""
+    root = settings.index_dir / COLLECTIONS_DIR
+    return sum(p.stat().st_size for p in root.glob(f"*/{UPLOADS_DIR}/**/*") if p.is_file() and not p.is_symlink()) \
+        if root.is_dir() else 0
 
 
 def add_files(settings: Settings, name: str, files: list[Upload], progress: Progress | None = None,
@@ -266,6 +279,12 @@ def add_files(settings: Settings, name: str, files: list[Upload], progress: Prog
         else:
             ready.append((source, data))
     if not ready:
+        return added, None
+    used = uploads_in_use(settings)
+    if used + sum(len(data) for _, data in ready) > MAX_UPLOADS_TOTAL_BYTES:
+        added.refused += [Skipped(source, f"uploads would pass {MAX_UPLOADS_TOTAL_BYTES // 1_000_000} MB in all "
+                                          f"(QA_MAX_UPLOADS_TOTAL_MB): delete a collection first")
+                          for source, _ in ready]
         return added, None
     index_dir = collection_dir(settings.index_dir, name)
     with index_lock(index_dir):  # busy at once, and no `qa index` reads a half-written folder

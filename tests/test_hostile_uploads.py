@@ -1,9 +1,10 @@
 """A hostile client against a live `qa serve`: uploads, collections and saved conversations, attacked from
-outside over HTTP. Holes that are still open are strict xfails (each names what it reproduces); the attacks
-that are refused are plain tests, so they stay refused."""
+outside over HTTP. The holes it found are closed and tested in the first section; the attacks that were
+refused from the start follow, so they stay refused."""
 
 import io
 import os
+import random
 import stat
 import zipfile
 from pathlib import Path
@@ -86,11 +87,9 @@ def _documents(url: str, collection: str) -> list[str]:
     return [d["source"] for d in response.json()["documents"]] if response.status_code == 200 else []
 
 
-# --- open holes (strict xfail) ---------------------------------------------------------------------------------
+# --- holes found by the hostile test, now closed ---------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="a multipart 'files' field without a filename makes Gradio's upload route "
-                                       "raise TypeError: 500 'Internal Server Error' and a traceback in the log")
 def test_upload_route_field_without_a_filename_is_not_a_500(live):
     body = (b'--xx\r\nContent-Disposition: form-data; name="files"\r\n\r\nabc\r\n--xx--\r\n')
     response = httpx.post(live[0] + "/gradio_api/upload", content=body,
@@ -118,10 +117,6 @@ def _docx_bomb(paragraph: str, filler: str, count: int) -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.xfail(strict=True, reason="the 20 MB document limit is checked on the .docx file, not on what it "
-                                       "unpacks to: a ~100 KB .docx whose document.xml is 23 MB is parsed whole "
-                                       "(by hand: a 145 KB one took the server +600 MB RSS; a 133 KB one with 1M "
-                                       "paragraphs took 941 s and 2.86 GB peak RSS, blocking every other upload)")
 def test_a_docx_decompression_bomb_is_refused(live):
     url = live[0]
     bomb = _docx_bomb("The zebra crossing is new.", '<w:bookmarkStart w:id="0" w:name="x"/>', 600_000)
@@ -130,10 +125,6 @@ def test_a_docx_decompression_bomb_is_refused(live):
     assert "skipped bomb.docx" in said and "bomb.docx" not in _documents(url, "docxbomb")
 
 
-@pytest.mark.xfail(strict=True, reason="no compression-ratio limit and no disk quota: a ~10 KB zip writes ~2x "
-                                       "QA_MAX_UPLOAD_REQUEST_MB (the files, then their text again in "
-                                       "index.sqlite), repeatable into any number of new collections (by hand: "
-                                       "a 316 KB request wrote 379 MB with the default limits)")
 def test_small_zips_cannot_fill_the_disk(live):
     url, index_dir = live[0], live[1]
     sent, before = 0, _tree_bytes(index_dir)
@@ -146,11 +137,6 @@ def test_small_zips_cannot_fill_the_disk(live):
     assert written <= 100 * sent, f"{sent} bytes sent, {written} bytes written"
 
 
-@pytest.mark.xfail(strict=True, reason="Gradio's CORS answers any http://localhost:* or 127.0.0.1:* origin with "
-                                       "Access-Control-Allow-Origin and -Credentials, so another local web page can "
-                                       "drive the chat's Gradio API and read its replies (the saved-conversation "
-                                       "list, answers, document listings); seen in Chromium from 127.0.0.1:7990 "
-                                       "and localhost:7990 against a server without QA_TOKEN")
 def test_gradio_api_refuses_other_local_origins(live):
     url = live[0]
     other = "http://localhost:9999"
@@ -162,10 +148,6 @@ def test_gradio_api_refuses_other_local_origins(live):
     assert call.status_code in (400, 403) or call.headers.get("access-control-allow-origin") != other
 
 
-@pytest.mark.xfail(strict=True, reason="Gradio's upload route takes a cross-site multipart POST (what an HTML form "
-                                       "on any web site can send to 127.0.0.1 without a preflight): the file is "
-                                       "written into GRADIO_TEMP_DIR and never removed; seen in Chromium from "
-                                       "http://evil.example:7990")
 def test_a_cross_site_form_cannot_write_into_the_upload_folder(live):
     url, gradio_tmp = live[0], live[2]
     marker = b"planted by a cross-site form"
@@ -175,10 +157,6 @@ def test_a_cross_site_form_cannot_write_into_the_upload_folder(live):
     assert not any(marker in p.read_bytes() for p in gradio_tmp.rglob("*") if p.is_file())
 
 
-@pytest.mark.xfail(strict=True, reason="a question the chat refuses as over-long is still kept whole in the "
-                                       "session's chat and sent back with every later reply: 5 refused ~1 MB "
-                                       "questions make a ~5 MB reply (by hand: 40 made a 34 MB reply; 100 turns "
-                                       "of ~1 MB are held per session)")
 def test_refused_long_questions_are_not_kept_whole(live):
     from gradio_client import Client
 
@@ -189,9 +167,6 @@ def test_refused_long_questions_are_not_kept_whole(live):
     assert len(repr(reply)) < 1_000_000
 
 
-@pytest.mark.xfail(strict=True, reason="names with Unicode format characters (U+202E right-to-left override, "
-                                       "U+FEFF, U+2066) are kept: '\\u202egnp.md' is listed and cited as 'dm.png'; "
-                                       "only Cc control characters are refused")
 def test_bidi_override_names_are_refused(live):
     url = live[0]
     said = _upload(url, "\u202egnp.md", DOC, "bidi")
@@ -249,7 +224,10 @@ def test_zip_limits_hold(live):
     lying[22:26] = (10).to_bytes(4, "little")  # the local header and the central directory both say 10 bytes
     lying[central + 24:central + 28] = (10).to_bytes(4, "little")
     assert "cannot be unpacked" in _upload(url, "lie.zip", bytes(lying), "limits")
-    big = _zip([(f"b{i}.txt", b"zebra " * 200_000) for i in range(3)])  # 3.6 MB unpacked, over the 2 MB request
+    words = [os.urandom(4).hex() for _ in range(500)]  # text that compresses like text (about 3:1), not a bomb
+    pick = random.Random(7).choice
+    big = _zip([(f"b{i}.txt", " ".join(pick(words) for _ in range(130_000)).encode())
+                for i in range(3)])  # 3.5 MB unpacked, over the 2 MB request
     assert "the zip unpacks to more than 2 MB" in _upload(url, "big.zip", big, "limits")
 
 
@@ -381,7 +359,7 @@ def test_cross_origin_rest_deletes_get_no_preflight(live):
         assert "access-control-allow-origin" not in preflight.headers
     form = httpx.post(url + "/api/ask", headers={"Origin": "http://evil.example", "content-type": "text/plain"},
                       content=b'{"question": "Which drug killed Daniel Whitworth?"}')
-    assert form.status_code == 422
+    assert form.status_code == 403  # another site's page: refused before anything reads the body
 
 
 @pytest.mark.parametrize("method, path", [

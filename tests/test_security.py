@@ -193,7 +193,7 @@ def test_terminal_output_is_safe_from_document_text(tmp_path):
     (corpus / "ansi.txt").write_text("Ada Quist keeps the \x1b[2J\x1b[31mlighthouse\x1b[0m at Rye.", encoding="utf-8")
     (corpus / "bad\nname.txt").write_text("Another file.", encoding="utf-8")
     indexed = run_qa("index", str(corpus), index_dir=tmp_path / "idx")
-    assert "skipped bad\\nname.txt: file name contains control characters" in indexed.stderr
+    assert "skipped bad\\nname.txt: file name contains control or invisible characters" in indexed.stderr
     assert run_qa("source", "--list", index_dir=tmp_path / "idx").stdout.splitlines() == ["ansi.txt"]
     answer = run_qa("ask", "Who keeps the lighthouse?", index_dir=tmp_path / "idx",
                     env_extra={"QA_CORPUS": str(corpus)})

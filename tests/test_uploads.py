@@ -66,7 +66,7 @@ def test_names_are_reduced_to_a_clean_basename(given, expected):
 
 
 @pytest.mark.parametrize("given, reason", [
-    (".hidden.md", "hidden files"), ("con\x1b[31m.md", "control characters"), ("a\nb.txt", "control characters"),
+    (".hidden.md", "hidden files"), ("con\x1b[31m.md", "control or invisible"), ("a\nb.txt", "control or invisible"),
     ("x" * 300 + ".md", "longer than 200 bytes"), ("tool.exe", "unsupported file type '.exe'"),
     ("..", "not a file name"), ("dir/", "not a file name"), ("image.png", "unsupported file type"),
 ])
@@ -100,8 +100,12 @@ def test_a_zip_bomb_stops_at_the_cap(monkeypatch):
 
     monkeypatch.setattr(uploads, "MAX_REQUEST_BYTES", 1_000_000)
     bomb = _zip([(f"part{i}.txt", b"a" * 400_000) for i in range(5)])
-    assert len(bomb) < 20_000  # it compresses to almost nothing
+    assert len(bomb) < 20_000  # it compresses to almost nothing: refused by its ratio, entry by entry
     found, refused = unpack_zip(bomb, "bomb.zip")
+    assert not found and all("compressed more than 50:1" in r.reason for r in refused)
+    # Text that compresses like text stops at the unpacked cap.
+    text = _zip([(f"part{i}.txt", os.urandom(200_000).hex().encode()) for i in range(5)])
+    found, refused = unpack_zip(text, "text.zip")
     assert len(found) == 2 and "unpacks to more than 1 MB" in refused[-1].reason
     # A header that lies about the size is caught while reading.
     lying = bytearray(_zip([("big.txt", b"b" * 3_000_000)]))

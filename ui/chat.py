@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from index.collections import DEFAULT_COLLECTION
 from index.errors import QAError
-from qa.engine import QA
+from qa.engine import MAX_QUESTION_CHARS, QA
 from qa.followup import FOLLOWUP_TURNS
 from qa.library import Library
 from qa.llm import open_llm
@@ -168,7 +168,9 @@ def build_chat(library: Library, collection: str = DEFAULT_COLLECTION,
         shown, turns = list(conversation["shown"]), list(conversation["turns"])
         if not message:
             return shown, gr.update(), conversation, ""
-        shown.append({"role": "user", "content": escape(message)})
+        # A question over the limit is refused below; the chat keeps only its start, not megabytes of it.
+        kept = message if len(message) <= MAX_QUESTION_CHARS else f"{message[:200]}\u2026 ({len(message):,} characters)"
+        shown.append({"role": "user", "content": escape(kept)})
         try:
             engine = library.get(name)
             llm = open_llm(backend) if backend in llms else None  # only what the server offers

@@ -48,6 +48,16 @@ def allowed_host_names(host: str, extra: list[str] | None = None) -> list[str]:
     return sorted(n for n in names if n)
 
 
+def same_origin(scope) -> bool:
+    """True unless the request carries an Origin header naming another site than the Host it was sent to."""
+    headers = dict(scope.get("headers", []))
+    origin = headers.get(b"origin")
+    if origin is None:
+        return True  # same-origin GETs and non-browser clients send none
+    netloc = origin.decode("latin-1").partition("://")[2].rstrip("/").lower()
+    return bool(netloc) and netloc == headers.get(b"host", b"").decode("latin-1").lower()
+
+
 async def send_json(send, status: int, body: dict, headers: list[tuple[bytes, bytes]] = ()) -> None:
     data = json.dumps(body).encode()
     await send({"type": "http.response.start", "status": status, "headers": [
@@ -139,7 +149,7 @@ class RequestGuard:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             return await send_json(send, 413, too_big)
-        size, over, started = 0, False, False
+        size, over, started, failed = 0, False, False, False
 
         async def counted():
             nonlocal size, over
@@ -153,8 +163,12 @@ class RequestGuard:
             return message
 
         async def guarded_send(message):
-            nonlocal started
-            if over:
+            nonlocal started, failed
+            if over or failed:
+                return
+            if message["type"] == "http.response.start" and message["status"] >= 500:
+                # Gradio raises on a malformed form (a file field without a filename): a client error, said so.
+                failed = True
                 return
             started = True
             await send(message)
@@ -162,10 +176,14 @@ class RequestGuard:
         try:
             await self.app(scope, counted, guarded_send)
         except Exception:
-            if not over:
+            if not (over or failed or not started):
                 raise
+            failed = failed or not over
         if over and not started:
             await send_json(send, 413, too_big)
+        elif failed and not started:
+            await send_json(send, 400, {"error": "the upload could not be read: send files as multipart "
+                                                 "form fields named 'files', each with a filename"})
         return None
 
     async def __call__(self, scope, receive, send):
@@ -266,6 +284,10 @@ class SecurityHeaders:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope["path"]
+        if not same_origin(scope):
+            # Another web page (another port on this machine included) may not drive the chat or the API:
+            # Gradio's CORS would let local pages read replies, and a form could post files from anywhere.
+            return await send_json(send, 403, {"error": "cross-origin requests are refused"})
         upload = self.uploads and path == UPLOAD_ROUTE and scope["method"] == "POST"
         if path.startswith(BLOCKED_PREFIXES) and not upload:
             return await send_json(send, 403, {"error": "file transfer is disabled: the chat takes text only"})
