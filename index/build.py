@@ -25,7 +25,7 @@ from .lexical import term_counts
 def chunk_terms(text: str, headings: str):
     """BM25 terms of a chunk: its words and those of the headings above it (a definition is found by its term)."""
     return term_counts(f"{headings}\n{text}" if headings else text)
-from .load import Document, Skipped, load_corpus
+from .load import Document, Skipped, list_files, load_corpus
 from .progress import IndexEvent, Progress
 from .store import (VectorCopyDamaged, check_index_dir, current_meta, drop_collection, open_collection,
                     open_side_store, publish_vector_copy, read_vector_copy, side_store_path, unpack_postings,
@@ -302,6 +302,52 @@ def build_index(settings: Settings, corpus: Path | None = None, rebuild: bool = 
             raise QAError(f"qa index failed: {reason}; the previous index is unchanged") from exc
 
 
+_INDEXER_CODE = ("build.py", "chunk.py", "embed.py", "formats.py", "lexical.py", "load.py")
+
+
+def files_fingerprint(corpus: Path, model: Path) -> str:
+    """What the index's content follows from, short of reading the files: every file's name, size and mtime,
+    the corpus, the model and this indexer's own code. Equal to the last finished run's: nothing changed."""
+    files, refused = list_files(corpus)
+    digest = hashlib.sha256(f"{corpus.resolve()}\0{model}\0".encode())
+    for name in _INDEXER_CODE:
+        digest.update(Path(__file__).with_name(name).read_bytes())
+    for path, source in files:
+        try:
+            stat = path.stat()
+        except OSError:
+            return ""  # gone while listing: read everything
+        digest.update(f"{source}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    digest.update("".join(f"{s.path}\0{s.reason}\n" for s in refused).encode())
+    return digest.hexdigest()
+
+
+def _finished_cleanly(index_dir: Path, meta: dict) -> bool:
+    """The last run finished and left nothing to repair: no half-done rebuild or embedding, an intact vector copy."""
+    if (_pending_collections(index_dir) or (index_dir / EMBED_CACHE).exists()
+            or side_store_path(index_dir).with_suffix(".sqlite.tmp").exists()):
+        return False
+    try:
+        return read_vector_copy(index_dir, meta) is not None
+    except VectorCopyDamaged:
+        return False
+
+
+def _unchanged_report(store_path: Path, meta: dict, progress, started: float) -> IndexReport:
+    """The report of a run that found every file as the last run left it (nothing read, nothing written)."""
+    conn = open_side_store(store_path)
+    try:
+        sources = [s for (s,) in conn.execute("SELECT source FROM documents ORDER BY source")]
+    finally:
+        conn.close()
+    skipped = [Skipped(path, reason) for path, reason in json.loads(meta.get("skipped", "[]"))]
+    for skip in skipped:  # reported on every run, as a full run would
+        if progress:
+            progress(IndexEvent("skipped", skipped=skip))
+    return IndexReport(documents=len(sources), chunks=int(meta["n_chunks"]), unchanged=sources, skipped=skipped,
+                       seconds=time.perf_counter() - started)
+
+
 def _build_locked(settings: Settings, corpus: Path, rebuild: bool, progress, allow_empty: bool) -> IndexReport:
     """The indexing run, under the lock.
 
@@ -313,15 +359,19 @@ def _build_locked(settings: Settings, corpus: Path, rebuild: bool, progress, all
     """
     started = time.perf_counter()
     index_dir = settings.index_dir
+    model = model_path(settings.embed_model)
+    store_path = side_store_path(index_dir)
+    meta = current_meta(store_path)
+    fingerprint = files_fingerprint(corpus, model)  # taken before reading: a file changed meanwhile differs next run
+    if (not rebuild and meta.get("collection") and fingerprint and meta.get("files_fingerprint") == fingerprint
+            and _finished_cleanly(index_dir, meta)):
+        return _unchanged_report(store_path, meta, progress, started)
     documents, skipped = load_corpus(corpus, progress)
     if not documents and not allow_empty:
         raise UsageError(f"No readable documents in {corpus}: nothing indexed, the existing index is unchanged "
                          "(pass --allow-empty to empty it)")
-    model = model_path(settings.embed_model)
     report = IndexReport(documents=len(documents), skipped=skipped)
 
-    store_path = side_store_path(index_dir)
-    meta = current_meta(store_path)
     _clean_leftovers(settings, meta.get("collection"))
     model_changed = meta.get("model") not in (None, str(model))
     report.rebuilt = rebuild or not meta.get("collection") or model_changed
@@ -399,7 +449,8 @@ def _build_locked(settings: Settings, corpus: Path, rebuild: bool, progress, all
         conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?,?)", [
             ("collection", collection_name), ("model", str(model)), ("corpus", str(corpus.resolve())),
             ("avg_terms", str(avg[0])), ("n_chunks", str(avg[1])), ("built_at", str(time.time())),
-            ("generation", generation), ("dim", str(dim)), ("vectors_crc", copy_crc)])
+            ("generation", generation), ("dim", str(dim)), ("vectors_crc", copy_crc),
+            ("files_fingerprint", fingerprint), ("skipped", json.dumps([[s.path, s.reason] for s in skipped]))])
     conn.close()
 
     if report.rebuilt:

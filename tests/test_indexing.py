@@ -11,6 +11,31 @@ def settings(tmp_path, corpus_copy):
 
 
 @pytest.mark.slow
+def test_a_run_with_no_file_changed_reads_nothing_and_still_sees_the_smallest_edit(settings, corpus_copy, monkeypatch):
+    (corpus_copy / "tide.txt").write_text("High tide at Rye is at 9:40.\n", encoding="utf-8")
+    (corpus_copy / "blob.txt").write_bytes(b"\x00\x01binary")
+    first = build_index(settings)
+    assert [s.path for s in first.skipped] == ["blob.txt"]
+
+    import index.build
+
+    def must_not_read(*_, **__):
+        raise AssertionError("an unchanged corpus was read again")
+
+    monkeypatch.setattr(index.build, "load_corpus", must_not_read)
+    again = build_index(settings)
+    assert (again.documents, again.chunks, again.embedded) == (first.documents, first.chunks, 0)
+    assert len(again.unchanged) == first.documents and [s.path for s in again.skipped] == ["blob.txt"]
+    monkeypatch.undo()
+
+    # Same size, one digit different: a later mtime is enough to read it again.
+    (corpus_copy / "tide.txt").write_text("High tide at Rye is at 9:45.\n", encoding="utf-8")
+    edited = build_index(settings)
+    assert edited.changed == ["tide.txt"] and edited.embedded == 1
+    assert "9:45" in QA(settings, build_if_missing=False).ask("When is high tide at Rye?").answer
+
+
+@pytest.mark.slow
 def test_incremental_runs_embed_only_what_changed(settings, corpus_copy):
     first = build_index(settings)
     assert first.embedded == first.chunks == 37 and len(first.added) == 2

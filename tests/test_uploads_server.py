@@ -52,7 +52,7 @@ def _call(url: str, api: str, body: dict) -> httpx.Response | str:
 
 
 def test_upload_ask_list_and_remove(live, tmp_path):
-    url, index_dir, _, _ = live
+    url, index_dir, gradio_tmp, _ = live
     bell = tmp_path / "bell.md"
     bell.write_text(BELL, encoding="utf-8")
     notes = tmp_path / "notes.txt"
@@ -61,6 +61,7 @@ def test_upload_ask_list_and_remove(live, tmp_path):
     assert "Done: 2 documents added to village" in progress and "chunks embedded: 2 / 2" in progress
     assert 'href="/view/bell.md?collection=village"' in listing
     assert (index_dir / "collections" / "village" / "files" / "bell.md").read_text(encoding="utf-8") == BELL
+    assert not [p for p in gradio_tmp.rglob("*") if p.name in ("bell.md", "notes.txt")]  # kept once, not twice
 
     answer = httpx.post(url + "/api/ask", json={"question": "Who cast the church bell at Winchelsea?",
                                                 "collection": "village"}, timeout=30).json()

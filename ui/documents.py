@@ -8,6 +8,7 @@ request, in ui/security.py's RequestGuard).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -124,6 +125,20 @@ class _Run:
         return '<div class="qa-progress" role="status">' + "<br>".join(lines) + "</div>"
 
 
+def discard_upload_copies(paths: list[Path]) -> None:
+    """Delete Gradio's temporary copies of uploaded files (and their emptied folders) once the collection holds
+    its own: otherwise every upload would be kept twice, the second copy forever."""
+    top = upload_folder()
+    for path in paths:
+        real = Path(os.path.realpath(path))
+        if not str(real).startswith(top + os.sep):
+            continue
+        real.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty: another upload still uses the folder
+            if str(real.parent) != top:
+                real.parent.rmdir()
+
+
 def upload_documents(library: Library, files, name):
     """Save and index uploaded files, yielding (progress HTML, document list HTML) as indexing goes."""
     name = (name or "").strip() if isinstance(name, str) else ""
@@ -147,6 +162,7 @@ def upload_documents(library: Library, files, name):
         except QAError as exc:
             outcome["error"] = str(exc)
         finally:
+            discard_upload_copies([path for _, path in given])
             events.put(None)
 
     threading.Thread(target=work, name="qa-upload", daemon=True).start()

@@ -134,7 +134,8 @@ class Error(BaseModel):
 
 
 _ERRORS = {
-    400: "bad question (empty, or only spaces), or an llm this server does not offer",
+    400: "bad request: an empty question, an llm this server does not offer, or a document that cannot be removed "
+         "(a folder collection, a bad name)",
     401: "QA_TOKEN is set and the request lacks `Authorization: Bearer TOKEN`",
     404: "unknown source, collection, conversation or route",
     405: "wrong method for this route",

@@ -244,7 +244,8 @@ class TokenGate:
         auth = headers.get(b"authorization", b"").decode("latin-1")
         cookie = SimpleCookie(headers.get(b"cookie", b"").decode("latin-1"))
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        if self._ok(auth.removeprefix("Bearer ").strip()) or (
+        scheme, _, credential = auth.partition(" ")  # the scheme is case-insensitive (RFC 9110)
+        if (scheme.lower() == "bearer" and self._ok(credential.strip())) or (
                 TOKEN_COOKIE in cookie and self._ok(cookie[TOKEN_COOKIE].value)):
             return await self.app(scope, receive, send)
         if scope["type"] == "http" and self._ok((query.get("token") or [None])[0]):
