@@ -27,3 +27,27 @@ def test_stale_vector_copy_is_not_used(seed_settings):
     index.meta = {**index.meta, "generation": "another-run"}
     assert index.vector_copy() is False
     assert index.dense_search(index.embed("GHB"), 3)  # falls back to Chroma
+
+
+def test_the_chroma_collection_is_a_complete_langchain_store(seed_settings):
+    """Others may open the collection with langchain_chroma.Chroma: texts and offsets are there, and exact."""
+    from langchain_chroma import Chroma
+
+    from index.store import open_chroma
+
+    index = CorpusIndex(seed_settings)
+
+    class Embeddings:
+        def embed_query(self, text):
+            return index.embed(text).tolist()
+
+        def embed_documents(self, texts):
+            return [self.embed_query(t) for t in texts]
+
+    store = Chroma(client=open_chroma(seed_settings), collection_name=index.meta["collection"],
+                   embedding_function=Embeddings())
+    hits = store.similarity_search("Which drug killed Daniel Whitworth?", k=3)
+    assert len(hits) == 3
+    for doc in hits:
+        m = doc.metadata
+        assert doc.page_content and index.document_text(m["source"])[m["start"]:m["end"]] == doc.page_content
