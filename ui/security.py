@@ -1,6 +1,6 @@
 """What stands between the network and the app: host check, body limit, optional token, headers.
 
-Plain ASGI middleware, outermost first: headers (and Gradio's file routes closed) -> TrustedHost (DNS
+Plain ASGI middleware, outermost first: headers (and Gradio's file routes closed) -> HostCheck (DNS
 rebinding) -> body limit and file check -> token -> the FastAPI app with the Gradio chat mounted at /.
 """
 
@@ -56,6 +56,34 @@ def same_origin(scope) -> bool:
         return True  # same-origin GETs and non-browser clients send none
     netloc = origin.decode("latin-1").partition("://")[2].rstrip("/").lower()
     return bool(netloc) and netloc == headers.get(b"host", b"").decode("latin-1").lower()
+
+
+class HostCheck:
+    """Only the bound host names are answered, which stops DNS rebinding (Starlette's TrustedHostMiddleware rules:
+    an exact name or a '*.suffix' pattern; '*' allows any), with the refusal as one line of JSON saying what to do."""
+
+    def __init__(self, app, names: list[str]):
+        from starlette.middleware.trustedhost import parse_host_header
+
+        self.app, self.parse = app, parse_host_header
+        self.names = [n.lower() for n in names]
+        self.any = "*" in self.names
+
+    def _allowed(self, host: str) -> bool:
+        return any(host == n or (n.startswith("*") and host.endswith(n[1:])) for n in self.names)
+
+    async def __call__(self, scope, receive, send):
+        if self.any or scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        raw = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+        parsed = self.parse(raw)
+        if parsed is not None and self._allowed(parsed.host.lower()):
+            return await self.app(scope, receive, send)
+        if scope["type"] == "websocket":
+            return await send({"type": "websocket.close", "code": 1008})
+        shown = ascii(raw[:100])[1:-1]
+        return await send_json(send, 400, {"error": f"this server does not answer to the host name {shown!r}: "
+                                                    "start it with --allow-host NAME to allow it"})
 
 
 async def send_json(send, status: int, body: dict, headers: list[tuple[bytes, bytes]] = ()) -> None:

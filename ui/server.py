@@ -14,7 +14,6 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from index.collections import DEFAULT_COLLECTION
 from index.errors import NotFoundError, QAError, UsageError
@@ -45,7 +44,7 @@ from .schema import (
     Sources,
     error_responses,
 )
-from .security import FileUploads, RequestGuard, SecurityHeaders, TokenGate, allowed_host_names, is_loopback
+from .security import FileUploads, HostCheck, RequestGuard, SecurityHeaders, TokenGate, allowed_host_names, is_loopback
 
 ASK_WORKERS = 2  # one per core: more threads only fight over the GIL and starve the event loop
 
@@ -267,7 +266,7 @@ def create_app(library: Library, host: str = "127.0.0.1", allow_hosts: list[str]
         app.add_middleware(TokenGate, token=token)
     app.add_middleware(RequestGuard, uploads=uploads)
     names = allowed_host_names(host, allow_hosts)
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=["*"] if "*" in names else names)
+    app.add_middleware(HostCheck, names=names)
     # outermost: the refusals of the layers inside carry the headers too
     app.add_middleware(SecurityHeaders, uploads=True)
     return app
