@@ -11,6 +11,7 @@ import uuid
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -305,13 +306,17 @@ def build_index(settings: Settings, corpus: Path | None = None, rebuild: bool = 
 _INDEXER_CODE = ("build.py", "chunk.py", "embed.py", "formats.py", "lexical.py", "load.py")
 
 
+@cache
+def _indexer_code_digest() -> str:
+    """The indexer's own code, hashed once per process: a new version of it re-reads every file."""
+    return hashlib.sha256(b"".join(Path(__file__).with_name(n).read_bytes() for n in _INDEXER_CODE)).hexdigest()
+
+
 def files_fingerprint(corpus: Path, model: Path) -> str:
     """What the index's content follows from, short of reading the files: every file's name, size and mtime,
     the corpus, the model and this indexer's own code. Equal to the last finished run's: nothing changed."""
     files, refused = list_files(corpus)
-    digest = hashlib.sha256(f"{corpus.resolve()}\0{model}\0".encode())
-    for name in _INDEXER_CODE:
-        digest.update(Path(__file__).with_name(name).read_bytes())
+    digest = hashlib.sha256(f"{corpus.resolve()}\0{model}\0{_indexer_code_digest()}\0".encode())
     for path, source in files:
         try:
             stat = path.stat()

@@ -316,12 +316,17 @@ MAX_UNPACKED_BYTES = 50_000_000  # a .docx whose parts unpack to more is not par
 MAX_PACKED_RATIO = 100  # nor one with a large part compressed more than this (a zip bomb)
 
 
+def packed_too_tightly(info, min_bytes: int, ratio: int) -> bool:
+    """A zip entry over min_bytes that its header says unpacks to more than ratio times its packed size."""
+    return info.file_size > min_bytes and info.file_size > ratio * max(info.compress_size, 1)
+
+
 def check_unpacked_size(archive) -> None:
     """Unreadable when a zip-based document unpacks to more than we would ever index (read from its headers)."""
     total = 0
     for info in archive.infolist():
         total += info.file_size
-        if info.file_size > 1_000_000 and info.file_size > MAX_PACKED_RATIO * max(info.compress_size, 1):
+        if packed_too_tightly(info, 1_000_000, MAX_PACKED_RATIO):
             raise Unreadable(f"{info.filename} is compressed {info.file_size // max(info.compress_size, 1)}:1 "
                              "(a zip bomb?)")
     if total > MAX_UNPACKED_BYTES:

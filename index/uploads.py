@@ -27,7 +27,7 @@ from .collections import (COLLECTIONS_DIR, DEFAULT_COLLECTION, UPLOADS_DIR, _rea
                           uploads_dir)
 from .config import Settings
 from .errors import NotFoundError, UsageError
-from .formats import SUFFIXES
+from .formats import SUFFIXES, packed_too_tightly
 from .load import MAX_FILE_BYTES, Skipped, _has_control_chars
 from .progress import Progress
 
@@ -213,7 +213,7 @@ def unpack_zip(data: bytes, zip_name: str) -> tuple[list[tuple[str, bytes]], lis
             if info.file_size > MAX_FILE_BYTES:
                 refused.append(Skipped(shown, f"larger than {MAX_FILE_BYTES // 1_000_000} MB"))
                 continue
-            if info.file_size > 100_000 and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
+            if packed_too_tightly(info, 100_000, MAX_ZIP_RATIO):
                 refused.append(Skipped(shown, f"compressed more than {MAX_ZIP_RATIO}:1 (a zip bomb?)"))
                 continue
             if total + info.file_size > MAX_REQUEST_BYTES:

@@ -130,9 +130,9 @@ def discard_upload_copies(paths: list[Path]) -> None:
     its own: otherwise every upload would be kept twice, the second copy forever."""
     top = upload_folder()
     for path in paths:
-        real = Path(os.path.realpath(path))
-        if not str(real).startswith(top + os.sep):
+        if not in_upload_folder(str(path)):
             continue
+        real = Path(os.path.realpath(path))
         real.unlink(missing_ok=True)
         with contextlib.suppress(OSError):  # not empty: another upload still uses the folder
             if str(real.parent) != top:

@@ -204,9 +204,9 @@ class RequestGuard:
         try:
             await self.app(scope, counted, guarded_send)
         except Exception:
-            if not (over or failed or not started):
-                raise
-            failed = failed or not over
+            if started and not (over or failed):
+                raise  # a response is under way: nothing to replace it with
+            failed = not over  # over the limit is a 413; anything else before a response is the client's form
         if over and not started:
             await send_json(send, 413, too_big)
         elif failed and not started:
