@@ -322,7 +322,10 @@ def files_fingerprint(corpus: Path, model: Path) -> str:
             stat = path.stat()
         except OSError:
             return ""  # gone while listing: read everything
-        digest.update(f"{source}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        # ctime too: a same-size edit whose mtime was put back (touch -r, cp -p over it) still moves the ctime,
+        # and so does a chmod that makes the file unreadable; the inode catches a file swapped for another.
+        digest.update(f"{source}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ctime_ns}\0{stat.st_ino}\0"
+                      f"{stat.st_mode}\n".encode())
     digest.update("".join(f"{s.path}\0{s.reason}\n" for s in refused).encode())
     return digest.hexdigest()
 

@@ -105,7 +105,12 @@ def list_files(root: Path) -> tuple[list[tuple[Path, str]], list[Skipped]]:
         return [(root, root.name)], []
     real_root = root.resolve()
     found, refused = [], []
-    for folder, dirs, files in os.walk(root, followlinks=False):
+    def unreadable(exc: OSError) -> None:  # its documents would vanish from the index without a word
+        where = Path(exc.filename or root)
+        shown = where.relative_to(root).as_posix() if where != root and where.is_relative_to(root) else str(where)
+        refused.append(Skipped(shown + "/", f"folder cannot be read ({exc.strerror or exc})"))
+
+    for folder, dirs, files in os.walk(root, onerror=unreadable, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in files:
             path = Path(folder) / name

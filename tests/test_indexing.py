@@ -1,6 +1,7 @@
 import pytest
 
 from index.build import build_index
+from index.load import load_corpus
 from index.config import load_settings
 from qa.engine import QA
 
@@ -33,6 +34,44 @@ def test_a_run_with_no_file_changed_reads_nothing_and_still_sees_the_smallest_ed
     edited = build_index(settings)
     assert edited.changed == ["tide.txt"] and edited.embedded == 1
     assert "9:45" in QA(settings, build_if_missing=False).ask("When is high tide at Rye?").answer
+
+    # Same size again, with the old modification time put back (touch -r): the change time still moved.
+    import os
+
+    tide = corpus_copy / "tide.txt"
+    before = tide.stat()
+    tide.write_text("High tide at Rye is at 9:50.\n", encoding="utf-8")
+    os.utime(tide, ns=(before.st_atime_ns, before.st_mtime_ns))
+    restored = build_index(settings)
+    assert restored.changed == ["tide.txt"] and "9:50" in QA(settings, build_if_missing=False).ask(
+        "When is high tide at Rye?").answer
+    # A chmod (which could make a file unreadable) changes nothing else a stat shows: the files are read again.
+    read = []
+    monkeypatch.setattr(index.build, "load_corpus", lambda *a, **k: read.append(1) or load_corpus(*a, **k))
+    tide.chmod(0o600)
+    assert build_index(settings).unchanged and read == [1]
+
+
+def test_a_folder_that_cannot_be_read_is_reported_not_silently_dropped(tmp_path, monkeypatch):
+    import os
+
+    from index.load import list_files
+
+    (tmp_path / "open").mkdir()
+    (tmp_path / "open" / "a.txt").write_text("A.", encoding="utf-8")
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "b.txt").write_text("B.", encoding="utf-8")
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # what chmod 000 does to a folder for a user without root's override
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    found, refused = list_files(tmp_path)
+    assert [source for _, source in found] == ["open/a.txt"]
+    assert [(s.path, s.reason) for s in refused] == [("locked/", "folder cannot be read (Permission denied)")]
 
 
 @pytest.mark.slow

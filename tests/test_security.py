@@ -2,6 +2,7 @@
 mistyped requests, missing headers, the optional token."""
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -59,6 +60,38 @@ def test_the_upload_route_saves_but_never_serves_back(hostile):
     upload = httpx.post(hostile[0] + "/gradio_api/upload", files={"files": ("a.txt", b"hello")})
     assert upload.status_code == 200
     assert httpx.get(f"{hostile[0]}/gradio_api/file={upload.json()[0]}").status_code == 403
+
+
+def test_no_spelling_of_the_file_routes_serves_an_upload(hostile):
+    """Gradio 6 serves files at /gradio_api/file=PATH and /gradio_api/file/PATH, relative to its working folder
+    too, and proxies URLs: every spelling stays closed, the refusal one line of JSON with the headers."""
+    url = hostile[0]
+    saved = Path(httpx.post(url + "/gradio_api/upload", files={"files": ("page.html", b"<b>hi</b>")}).json()[0])
+    relative = "README.md"  # relative to the server's working folder (httpx would resolve a "../" path itself)
+    for path in (f"/gradio_api/file/{saved}", f"/gradio_api/file={relative}", f"/gradio_api/file/{relative}",
+                 f"/file/{saved}", "/gradio_api/proxy=http://127.0.0.1/x", f"/gradio_api/file={saved}"):
+        response = httpx.get(url + path)
+        assert response.status_code == 403, path
+        assert "<b>hi</b>" not in response.text and "file transfer is disabled" in response.json()["error"]
+        assert response.headers["x-content-type-options"] == "nosniff"
+    with httpx.stream("GET", url + "/gradio_api/upload_progress?upload_id=x", timeout=5) as progress:
+        assert progress.status_code != 403  # the upload button's progress events carry no file
+
+
+def test_a_second_host_header_or_a_foreign_forwarded_host_is_refused(hostile):
+    url = hostile[0]
+    port = url.rsplit(":", 1)[1]
+    import socket
+
+    with socket.create_connection(("127.0.0.1", int(port))) as raw:  # httpx refuses to send two Host headers
+        raw.sendall(f"GET /config HTTP/1.1\r\nHost: evil.example\r\nHost: 127.0.0.1:{port}\r\n"
+                    "Connection: close\r\n\r\n".encode())
+        reply = b"".join(iter(lambda: raw.recv(65536), b"")).decode()
+    assert reply.startswith("HTTP/1.1 400") and '"error"' in reply and "root" not in reply
+    with httpx.Client() as client:
+        forwarded = client.get(url + "/config", headers={"X-Forwarded-Host": "evil.example"})
+        assert forwarded.status_code == 400 and "--allow-host" in forwarded.json()["error"]
+        assert client.get(url + "/config", headers={"X-Forwarded-Host": f"localhost:{port}"}).status_code == 200
 
 
 def test_the_chat_still_answers_with_text_only(hostile):
@@ -128,6 +161,10 @@ def test_invalid_utf8_body_is_a_json_error(hostile):
     response = httpx.post(hostile[0] + "/api/ask", content=b'{"question": "\xff\xfe"}',
                           headers={"content-type": "application/json"})
     assert response.status_code in (400, 422) and "error" in response.json()
+    truncated = httpx.post(hostile[0] + "/api/ask", content=b'{"question": "Who',
+                           headers={"content-type": "application/json"})
+    assert truncated.status_code == 422 and truncated.json() == {
+        "error": "the body is not valid JSON (at character 13)"}
 
 
 @pytest.mark.parametrize("path", ["/", "/view/000_66c9290ad1937cce.txt", "/api/sources"])
@@ -153,6 +190,12 @@ def test_token_guards_rest_and_chat_when_set(seed_settings):
             assert page.status_code == 200 and "token=" not in str(page.url)
             assert browser.get("/api/sources").status_code == 200  # the cookie carries on
         assert httpx.get(url + "/healthz").status_code == 200
+        # The token link leads back to a page of this server, whatever the path holds.
+        for path, location in (("//evil.example/x", "/evil.example/x"), ("/a%0d%0aSet-Cookie:%20x=1", None)):
+            response = httpx.get(f"{url}{path}?token=s3cret-token&q=1", follow_redirects=False)
+            assert response.status_code == 303 and "set-cookie: x" not in str(response.headers).lower()
+            assert response.headers["location"].startswith("/") and not response.headers["location"].startswith("//")
+            assert location is None or response.headers["location"] == location + "?q=1"
     finally:
         stop_server(proc)
         output = proc.stdout.read()
@@ -204,7 +247,6 @@ def test_terminal_output_is_safe_from_document_text(tmp_path):
 
 
 def test_a_closed_pipe_is_not_a_traceback(seed_settings):
-    import os
     import sys
 
     env = {**os.environ, "QA_INDEX_DIR": str(seed_settings.index_dir), "QA_CORPUS": str(SEEDS)}
@@ -243,7 +285,6 @@ def test_refusals_from_the_outer_layers_carry_the_security_headers(hostile):
 
 
 def test_names_and_arguments_that_are_not_utf8_are_one_line_errors(tmp_path):
-    import os
     import sys
 
     from .test_cli import run_qa

@@ -248,3 +248,32 @@ def test_browser_uploads_a_document_and_asks_about_it(live, tmp_path):
         browser.close()
     assert json.loads(httpx.get(url + "/api/collections/parish/documents").text)["documents"][0]["source"] == \
         "bells.md"
+
+
+def test_uploads_never_indexed_are_swept_and_cannot_fill_the_disk(live):
+    """Posting files to the upload route without the upload event keeps them only an hour, and only up to four
+    requests' worth (QA_MAX_UPLOAD_REQUEST_MB=2 here: 8 MB) waits at a time."""
+    import os
+    import time
+
+    url, gradio_tmp = live[0], live[2]
+
+    def age_everything_waiting():
+        hour_ago = time.time() - 3700
+        for path in gradio_tmp.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                os.utime(path, (hour_ago, hour_ago))
+
+    age_everything_waiting()  # what earlier tests left: swept by the first request below
+
+    def body(n: int):  # distinct contents: Gradio keeps identical files once
+        return [("files", (f"f{i}.txt", f"{n} {i} ".encode() + b"x" * 900_000)) for i in range(2)]
+
+    statuses = [httpx.post(url + "/gradio_api/upload", files=body(n)).status_code for n in range(6)]
+    assert statuses == [200] * 5 + [429]
+    refused = httpx.post(url + "/gradio_api/upload", files=body(6))
+    assert "waiting to be indexed" in refused.json()["error"]
+    age_everything_waiting()
+    assert httpx.post(url + "/gradio_api/upload", files=body(7)).status_code == 200
+    waiting = [p for p in gradio_tmp.rglob("f*.txt") if p.is_file()]
+    assert len(waiting) == 2 and all(p.read_bytes().startswith(b"7 ") for p in waiting)

@@ -12,6 +12,7 @@ import contextlib
 import os
 import queue
 import threading
+import time
 from html import escape
 from pathlib import Path
 from urllib.parse import quote
@@ -59,6 +60,31 @@ def in_upload_folder(path: object) -> bool:
         return False
     real = os.path.realpath(path)
     return real.startswith(upload_folder() + os.sep) and os.path.isfile(real)
+
+
+UNCLAIMED_UPLOAD_S = 3600  # an upload not indexed within the hour never will be (its event failed or never came)
+MAX_WAITING_UPLOADS_BYTES = 4 * MAX_REQUEST_BYTES
+
+
+def sweep_upload_folder(now: float | None = None) -> int:
+    """Delete files in Gradio's upload folder older than UNCLAIMED_UPLOAD_S (and emptied folders); return the
+    bytes still waiting there. Indexed uploads are deleted at once (discard_upload_copies); this catches the
+    rest, so posting files without indexing them cannot fill the disk."""
+    top, now = Path(upload_folder()), now or time.time()
+    waiting = 0
+    for folder, _, files in os.walk(top, topdown=False):
+        for name in files:
+            path = Path(folder) / name
+            with contextlib.suppress(OSError):  # gone meanwhile: another request swept it
+                stat = path.lstat()
+                if now - stat.st_mtime > UNCLAIMED_UPLOAD_S:
+                    path.unlink()
+                else:
+                    waiting += stat.st_size
+        if Path(folder) != top:
+            with contextlib.suppress(OSError):
+                Path(folder).rmdir()
+    return waiting
 
 
 def upload_collections(library: Library) -> list[str]:

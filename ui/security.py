@@ -15,7 +15,7 @@ import re
 import socket
 from collections.abc import Callable
 from http.cookies import SimpleCookie
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 MAX_BODY_BYTES = 1_000_000
 TOKEN_COOKIE = "qa_token"
@@ -24,8 +24,11 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
 # Documents panel is on (create_app passes FileUploads): then only that route takes a file body, and only
 # the upload event may name the files it saved (see FileUploads).
 GRADIO_API = ("/gradio_api/", "/queue/", "/run/", "/call/", "/api/predict")
-BLOCKED_PREFIXES = ("/gradio_api/upload", "/upload", "/gradio_api/file=/", "/file=/")
+# Every spelling of Gradio's file routes (file=PATH, file/PATH, relative or absolute) and its URL proxy.
+BLOCKED_PREFIXES = ("/gradio_api/upload", "/upload", "/gradio_api/file", "/file=", "/file/", "/gradio_api/proxy",
+                    "/proxy=")
 UPLOAD_ROUTE = "/gradio_api/upload"
+UPLOAD_PROGRESS_ROUTE = "/gradio_api/upload_progress"  # progress events of an upload: no file goes either way
 _CALL_ROUTE = re.compile(r"/gradio_api/(?:run|api|call)/([^/]+)/?")
 _FILE_KEYS = {"path", "url", "size", "orig_name", "mime_type", "is_stream", "meta"}
 
@@ -75,15 +78,23 @@ class HostCheck:
     async def __call__(self, scope, receive, send):
         if self.any or scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
-        raw = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
-        parsed = self.parse(raw)
-        if parsed is not None and self._allowed(parsed.host.lower()):
+        hosts = [v.decode("latin-1") for k, v in scope["headers"] if k == b"host"]
+        # Gradio builds its URLs from X-Forwarded-Host when sent, so that name must be one of ours too.
+        forwarded = [v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-host"]
+        refused = next((h for h in hosts + forwarded if not self._ok(h)), None)
+        if len(hosts) == 1 and len(forwarded) <= 1 and refused is None:
             return await self.app(scope, receive, send)
         if scope["type"] == "websocket":
             return await send({"type": "websocket.close", "code": 1008})
-        shown = ascii(raw[:100])[1:-1]
+        if refused is None:  # two Host headers: this check and the app could each read a different one
+            return await send_json(send, 400, {"error": "a request must carry exactly one Host header"})
+        shown = ascii(refused[:100])[1:-1]
         return await send_json(send, 400, {"error": f"this server does not answer to the host name {shown!r}: "
                                                     "start it with --allow-host NAME to allow it"})
+
+    def _ok(self, raw: str) -> bool:
+        parsed = [self.parse(part.strip()) for part in raw.split(",")]  # a proxy chain lists several
+        return all(p is not None and self._allowed(p.host.lower()) for p in parsed)
 
 
 async def send_json(send, status: int, body: dict, headers: list[tuple[bytes, bytes]] = ()) -> None:
@@ -117,13 +128,15 @@ class FileUploads:
     files nowhere else in the call. Everything else that names a file stays refused.
 
     fn_ids / api_names: the upload event's Gradio function ids and API name; in_upload_folder(path) says
-    whether a path resolves (links followed) to a file in Gradio's upload folder.
+    whether a path resolves (links followed) to a file in Gradio's upload folder; sweep() deletes uploads
+    left unclaimed there and returns the bytes still waiting, which may not pass max_waiting_bytes.
     """
 
     def __init__(self, fn_ids: set[int], api_names: set[str], in_upload_folder: Callable[[object], bool],
-                 max_request_bytes: int):
+                 max_request_bytes: int, sweep: Callable[[], int] = lambda: 0, max_waiting_bytes: int = 0):
         self.fn_ids, self.api_names = fn_ids, api_names
         self.in_upload_folder, self.max_request_bytes = in_upload_folder, max_request_bytes
+        self.sweep, self.max_waiting_bytes = sweep, max_waiting_bytes
 
     def _targets_upload(self, path: str, payload: dict) -> bool:
         fn_index = payload.get("fn_index")
@@ -177,6 +190,10 @@ class RequestGuard:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             return await send_json(send, 413, too_big)
+        waiting = self.uploads.sweep()
+        if self.uploads.max_waiting_bytes and waiting > self.uploads.max_waiting_bytes:
+            return await send_json(send, 429, {"error": f"{waiting // 1_000_000} MB of uploads are waiting to be "
+                                                        "indexed: index them, or try again within the hour"})
         size, over, started, failed = 0, False, False, False
 
         async def counted():
@@ -278,10 +295,13 @@ class TokenGate:
             return await self.app(scope, receive, send)
         if scope["type"] == "http" and self._ok((query.get("token") or [None])[0]):
             rest = {k: v for k, v in query.items() if k != "token"}
-            location = scope["path"] + ("?" + urlencode(rest, doseq=True) if rest else "")
+            # Back to the same page on this server: "//host/x" would leave it, and raw CR/LF would break the header.
+            location = quote("/" + scope["path"].lstrip("/"), safe="/-._~!$&'()*+,;=:@%")
+            location += "?" + urlencode(rest, doseq=True) if rest else ""
+            secure = "; Secure" if scope.get("scheme") == "https" else ""
             await send({"type": "http.response.start", "status": 303, "headers": [
-                (b"location", location.encode()),
-                (b"set-cookie", f"{TOKEN_COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/".encode())]})
+                (b"location", location.encode("ascii")),
+                (b"set-cookie", f"{TOKEN_COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/{secure}".encode())]})
             return await send({"type": "http.response.body", "body": b""})
         if scope["type"] == "websocket":
             return await send({"type": "websocket.close", "code": 1008})
@@ -313,16 +333,17 @@ class SecurityHeaders:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope["path"]
-        if not same_origin(scope):
-            # Another web page (another port on this machine included) may not drive the chat or the API:
-            # Gradio's CORS would let local pages read replies, and a form could post files from anywhere.
-            return await send_json(send, 403, {"error": "cross-origin requests are refused"})
-        upload = self.uploads and path == UPLOAD_ROUTE and scope["method"] == "POST"
-        if path.startswith(BLOCKED_PREFIXES) and not upload:
-            return await send_json(send, 403, {"error": "file transfer is disabled: the chat takes text only"})
         csp = VIEW_CSP if path.startswith("/view/") else APP_CSP
         extra = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
                  (b"referrer-policy", b"no-referrer"), (b"content-security-policy", csp.encode())]
+        if not same_origin(scope):
+            # Another web page (another port on this machine included) may not drive the chat or the API:
+            # Gradio's CORS would let local pages read replies, and a form could post files from anywhere.
+            return await send_json(send, 403, {"error": "cross-origin requests are refused"}, extra)
+        upload = self.uploads and ((path == UPLOAD_ROUTE and scope["method"] == "POST")
+                                   or (path == UPLOAD_PROGRESS_ROUTE and scope["method"] == "GET"))
+        if path.startswith(BLOCKED_PREFIXES) and not upload:
+            return await send_json(send, 403, {"error": "file transfer is disabled: the chat takes text only"}, extra)
 
         not_found: list | None = None  # a JSON 404 from a mounted app, held back to be said our way
 

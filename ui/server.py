@@ -76,6 +76,9 @@ def create_api(library: Library, llms: list[str] | tuple[str, ...] = ()) -> Fast
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError):
         first = exc.errors()[0] if exc.errors() else {}
+        if first.get("type") == "json_invalid":  # its loc is a character offset, not a field
+            return JSONResponse({"error": f"the body is not valid JSON (at character {first['loc'][-1]})"},
+                                status_code=422)
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         return JSONResponse({"error": f"{where or 'body'}: {first.get('msg', 'invalid request')}"}, status_code=422)
 
@@ -247,7 +250,7 @@ def create_app(library: Library, host: str = "127.0.0.1", allow_hosts: list[str]
     import gradio as gr
 
     from .chat import COPY_JS, CSS, build_chat
-    from .documents import DOCUMENTS_CSS, UPLOAD_API, in_upload_folder
+    from .documents import DOCUMENTS_CSS, MAX_WAITING_UPLOADS_BYTES, UPLOAD_API, in_upload_folder, sweep_upload_folder
 
     app = create_api(library, llms)
     # Gradio serves nothing from disk beyond its own assets: no allowed paths, the index root and the
@@ -258,7 +261,7 @@ def create_app(library: Library, host: str = "127.0.0.1", allow_hosts: list[str]
     # Uploads (the Documents panel): Gradio's upload route takes files up to the limits, and only the upload
     # event may name them, by paths inside Gradio's upload folder (FileUploads); the rest stays closed.
     uploads = FileUploads({i for i, fn in demo.fns.items() if fn.api_name == UPLOAD_API}, {UPLOAD_API},
-                          in_upload_folder, MAX_REQUEST_BYTES)
+                          in_upload_folder, MAX_REQUEST_BYTES, sweep_upload_folder, MAX_WAITING_UPLOADS_BYTES)
     app = gr.mount_gradio_app(app, demo, path="/", css=CSS + DOCUMENTS_CSS, js=COPY_JS, footer_links=["api"],
                               theme=gr.themes.Soft(primary_hue="blue"), allowed_paths=[],
                               blocked_paths=sorted(blocked), max_file_size=MAX_UPLOAD_BYTES)
