@@ -94,6 +94,19 @@ def test_a_second_host_header_or_a_foreign_forwarded_host_is_refused(hostile):
         assert client.get(url + "/config", headers={"X-Forwarded-Host": f"localhost:{port}"}).status_code == 200
 
 
+@pytest.mark.parametrize("path, body", [
+    ("/gradio_api/queue/join", {"data": ["hi"], "fn_index": 9999, "session_hash": "abcdefgh"}),
+    ("/gradio_api/queue/join", {"data": ["hi"], "fn_index": -1, "session_hash": "abcdefgh"}),
+    ("/gradio_api/run/nope", {"data": ["hi"]}),
+    ("/gradio_api/call/v2/chat", {"data": ["hi"]}),
+])
+def test_malformed_gradio_calls_get_one_json_line_not_a_traceback(hostile, path, body):
+    response = httpx.post(hostile[0] + path, json=body)
+    assert response.status_code >= 400 and response.headers["content-type"].startswith("application/json")
+    assert "error" in response.json() or "detail" in response.json()
+    assert "Traceback" not in response.text and "File \"" not in response.text
+
+
 def test_the_chat_still_answers_with_text_only(hostile):
     said = _gradio_call(hostile[0], ["Which drug killed Daniel Whitworth?", 5, "hybrid"])
     assert "GHB <a class=" in said and ">[1]</a>" in said  # the marker links to its span

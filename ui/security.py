@@ -346,13 +346,23 @@ class SecurityHeaders:
             return await send_json(send, 403, {"error": "file transfer is disabled: the chat takes text only"}, extra)
 
         not_found: list | None = None  # a JSON 404 from a mounted app, held back to be said our way
+        failed: int | None = None  # a plain-text 5xx from Gradio (its traceback's last line): said as one JSON line
 
         async def with_headers(message):
-            nonlocal not_found
+            nonlocal not_found, failed
+            if failed is not None:
+                if message["type"] == "http.response.body" and not message.get("more_body"):
+                    await send_json(send, failed, {"error": "the chat could not handle this call: see "
+                                                            "/gradio_api/info for its endpoints and inputs"}, extra)
+                return None
             if message["type"] == "http.response.start":
                 headers = dict(message.get("headers", []))
-                if message["status"] == 404 and headers.get(b"content-type", b"").startswith(b"application/json"):
+                json_body = headers.get(b"content-type", b"").startswith(b"application/json")
+                if message["status"] == 404 and json_body:
                     not_found = []
+                    return None
+                if message["status"] >= 500 and not json_body and path.startswith(GRADIO_API):
+                    failed = message["status"]
                     return None
                 names = {k.lower() for k, _ in message.get("headers", [])}
                 message = {**message, "headers": [*message.get("headers", []),
