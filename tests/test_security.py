@@ -103,8 +103,15 @@ def test_a_second_host_header_or_a_foreign_forwarded_host_is_refused(hostile):
 def test_malformed_gradio_calls_get_one_json_line_not_a_traceback(hostile, path, body):
     response = httpx.post(hostile[0] + path, json=body)
     assert response.status_code >= 400 and response.headers["content-type"].startswith("application/json")
-    assert "error" in response.json() or "detail" in response.json()
+    assert list(response.json()) == ["error"] and "\n" not in response.json()["error"]
     assert "Traceback" not in response.text and "File \"" not in response.text
+
+
+@pytest.mark.parametrize("path", ["/gradio_api/queue/data", "/gradio_api/queue/join"])
+def test_gradio_refusals_are_said_as_one_error_line_too(hostile, path):
+    response = httpx.get(hostile[0] + path, timeout=10)
+    assert 400 <= response.status_code < 500 and list(response.json()) == ["error"], response.text
+    assert response.headers["x-content-type-options"] == "nosniff"
 
 
 def test_the_chat_still_answers_with_text_only(hostile):

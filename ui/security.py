@@ -97,6 +97,16 @@ class HostCheck:
         return all(p is not None and self._allowed(p.host.lower()) for p in parsed)
 
 
+def _detail_line(detail, status: int, path: str) -> str:
+    """One line from a {"detail": ...} body: a string as it is, a validation error list as its first message."""
+    if status == 404 and detail in ("Not Found", None):
+        return f"no such page: {path}"
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        where = ".".join(str(p) for p in detail[0].get("loc", ()) if p != "body")
+        return f"{where + ': ' if where else ''}{detail[0].get('msg', 'invalid request')}"
+    return detail if isinstance(detail, str) else json.dumps(detail)[:200]
+
+
 async def send_json(send, status: int, body: dict, headers: list[tuple[bytes, bytes]] = ()) -> None:
     data = json.dumps(body).encode()
     await send({"type": "http.response.start", "status": status, "headers": [
@@ -345,11 +355,15 @@ class SecurityHeaders:
         if path.startswith(BLOCKED_PREFIXES) and not upload:
             return await send_json(send, 403, {"error": "file transfer is disabled: the chat takes text only"}, extra)
 
-        not_found: list | None = None  # a JSON 404 from a mounted app, held back to be said our way
+        held: dict | None = None  # a JSON 4xx held back until its body shows whether it is Gradio's {"detail": ...}
         failed: int | None = None  # a plain-text 5xx from Gradio (its traceback's last line): said as one JSON line
 
+        def with_extra(start: dict) -> dict:
+            names = {k.lower() for k, _ in start.get("headers", [])}
+            return {**start, "headers": [*start.get("headers", []), *[(k, v) for k, v in extra if k not in names]]}
+
         async def with_headers(message):
-            nonlocal not_found, failed
+            nonlocal held, failed
             if failed is not None:
                 if message["type"] == "http.response.body" and not message.get("more_body"):
                     await send_json(send, failed, {"error": "the chat could not handle this call: see "
@@ -358,27 +372,27 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = dict(message.get("headers", []))
                 json_body = headers.get(b"content-type", b"").startswith(b"application/json")
-                if message["status"] == 404 and json_body:
-                    not_found = []
+                if 400 <= message["status"] < 500 and json_body:
+                    held = {"start": message, "body": []}
                     return None
                 if message["status"] >= 500 and not json_body and path.startswith(GRADIO_API):
                     failed = message["status"]
                     return None
-                names = {k.lower() for k, _ in message.get("headers", [])}
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  *[(k, v) for k, v in extra if k not in names]]}
-            elif message["type"] == "http.response.body" and not_found is not None:
-                not_found.append(message.get("body", b""))
+                message = with_extra(message)
+            elif message["type"] == "http.response.body" and held is not None:
+                held["body"].append(message.get("body", b""))
                 if message.get("more_body"):
                     return None
-                # Gradio answers unknown routes {"detail": "Not Found"}; every JSON error here is {"error": ...}.
+                raw, status = b"".join(held["body"]), held["start"]["status"]
                 try:
-                    body = json.loads(b"".join(not_found) or b"{}")
+                    body = json.loads(raw or b"{}")
                 except ValueError:
-                    body = {}
-                detail = body.get("error") or body.get("detail") if isinstance(body, dict) else None
-                return await send_json(send, 404, {"error": detail if isinstance(detail, str) and detail != "Not Found"
-                                                   else f"no such page: {path}"}, extra)
+                    body = None
+                # Gradio and Starlette answer {"detail": ...}; every JSON error here is {"error": "one line"}.
+                if isinstance(body, dict) and "error" not in body and "detail" in body:
+                    return await send_json(send, status, {"error": _detail_line(body["detail"], status, path)}, extra)
+                await send(with_extra(held["start"]))
+                return await send({"type": "http.response.body", "body": raw})
             await send(message)
 
         return await self.app(scope, receive, with_headers)
