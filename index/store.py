@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import threading
+import uuid
 import zlib
 from functools import lru_cache
 from pathlib import Path
@@ -239,3 +241,28 @@ def drop_collection(settings: Settings, name: str) -> None:
         open_chroma(settings).delete_collection(name)
     except Exception:
         pass  # already gone
+    if not settings.chroma_host:
+        remove_dropped_segment_folders(settings.index_dir / "chroma")
+
+
+def remove_dropped_segment_folders(chroma_dir: Path) -> None:
+    """Delete the segment folders no live Chroma segment names. Chroma (1.5) deletes a dropped collection's
+    rows but leaves its vector folder on disk, so every `qa index --rebuild` kept the old index's vectors."""
+    try:
+        conn = sqlite3.connect(f"file:{chroma_dir / 'chroma.sqlite3'}?mode=ro", uri=True)
+        try:
+            live = {row[0] for row in conn.execute("SELECT id FROM segments")}
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return  # no store, or one this code does not know: leave it alone
+    for entry in chroma_dir.iterdir() if chroma_dir.is_dir() else ():
+        if entry.is_dir() and not entry.is_symlink() and _is_uuid(entry.name) and entry.name not in live:
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _is_uuid(name: str) -> bool:
+    try:
+        return str(uuid.UUID(name)) == name
+    except ValueError:
+        return False

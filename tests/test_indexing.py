@@ -127,6 +127,16 @@ def test_rebuild_replaces_the_collection(settings):
     report = build_index(settings, rebuild=True)
     assert report.rebuilt and report.embedded == 37
     assert not QA(settings, build_if_missing=False).ask("Which drug killed Daniel Whitworth?").abstained
+    build_index(settings, rebuild=True)
+    # Chroma keeps a dropped collection's vector folder; a rebuild removes it, so rebuilds do not fill the disk.
+    import sqlite3
+
+    chroma = settings.index_dir / "chroma"
+    conn = sqlite3.connect(chroma / "chroma.sqlite3")
+    live = {row[0] for row in conn.execute("SELECT id FROM segments")}
+    conn.close()
+    folders = {p.name for p in chroma.iterdir() if p.is_dir()}
+    assert folders and folders <= live
 
 
 def _postings(settings) -> dict:
