@@ -183,9 +183,9 @@ def _embeddings_for(new: list[Chunk], conn, collection, model: Path, cache: Embe
         by_id = dict(zip(got["ids"], got["embeddings"]))
         known = {h: np.asarray(by_id[cid], dtype=np.float32) for h, (cid, _) in reuse.items() if cid in by_id}
     todo = [c for c, h in zip(new, hashes) if h not in known]
-    reused = [c for c, h in zip(new, hashes) if h in known]
+    reused = [(c, known[h]) for c, h in zip(new, hashes) if h in known]
     if reused:
-        writer.add(reused, [known[text_hash(c.text)] for c in reused])
+        writer.add([c for c, _ in reused], [v for _, v in reused])
     by_text = {c.text: c for c in todo}  # new chunks have distinct texts (unique_chunks)
     fresh, embedded_now = embed_resumably(
         model, todo, cache, progress,

@@ -256,7 +256,7 @@ def remove_dropped_segment_folders(chroma_dir: Path) -> None:
             conn.close()
     except sqlite3.Error:
         return  # no store, or one this code does not know: leave it alone
-    for entry in chroma_dir.iterdir() if chroma_dir.is_dir() else ():
+    for entry in chroma_dir.iterdir():  # it exists: its store just opened
         if entry.is_dir() and not entry.is_symlink() and _is_uuid(entry.name) and entry.name not in live:
             shutil.rmtree(entry, ignore_errors=True)
 

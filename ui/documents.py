@@ -66,11 +66,11 @@ UNCLAIMED_UPLOAD_S = 3600  # an upload not indexed within the hour never will be
 MAX_WAITING_UPLOADS_BYTES = 4 * MAX_REQUEST_BYTES
 
 
-def sweep_upload_folder(now: float | None = None) -> int:
+def sweep_upload_folder() -> int:
     """Delete files in Gradio's upload folder older than UNCLAIMED_UPLOAD_S (and emptied folders); return the
     bytes still waiting there. Indexed uploads are deleted at once (discard_upload_copies); this catches the
     rest, so posting files without indexing them cannot fill the disk."""
-    top, now = Path(upload_folder()), now or time.time()
+    top, now = Path(upload_folder()), time.time()
     waiting = 0
     for folder, _, files in os.walk(top, topdown=False):
         for name in files:

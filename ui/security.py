@@ -97,13 +97,18 @@ class HostCheck:
         return all(p is not None and self._allowed(p.host.lower()) for p in parsed)
 
 
+def validation_line(error: dict) -> str:
+    """One line from a validation error (pydantic's shape): where in the body, and what is wrong."""
+    where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+    return f"{where or 'body'}: {error.get('msg', 'invalid request')}"
+
+
 def _detail_line(detail, status: int, path: str) -> str:
     """One line from a {"detail": ...} body: a string as it is, a validation error list as its first message."""
     if status == 404 and detail in ("Not Found", None):
         return f"no such page: {path}"
     if isinstance(detail, list) and detail and isinstance(detail[0], dict):
-        where = ".".join(str(p) for p in detail[0].get("loc", ()) if p != "body")
-        return f"{where + ': ' if where else ''}{detail[0].get('msg', 'invalid request')}"
+        return validation_line(detail[0])
     return detail if isinstance(detail, str) else json.dumps(detail)[:200]
 
 

@@ -44,7 +44,16 @@ from .schema import (
     Sources,
     error_responses,
 )
-from .security import FileUploads, HostCheck, RequestGuard, SecurityHeaders, TokenGate, allowed_host_names, is_loopback
+from .security import (
+    FileUploads,
+    HostCheck,
+    RequestGuard,
+    SecurityHeaders,
+    TokenGate,
+    allowed_host_names,
+    is_loopback,
+    validation_line,
+)
 
 ASK_WORKERS = 2  # one per core: more threads only fight over the GIL and starve the event loop
 
@@ -79,8 +88,7 @@ def create_api(library: Library, llms: list[str] | tuple[str, ...] = ()) -> Fast
         if first.get("type") == "json_invalid":  # its loc is a character offset, not a field
             return JSONResponse({"error": f"the body is not valid JSON (at character {first['loc'][-1]})"},
                                 status_code=422)
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return JSONResponse({"error": f"{where or 'body'}: {first.get('msg', 'invalid request')}"}, status_code=422)
+        return JSONResponse({"error": validation_line(first)}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException):
