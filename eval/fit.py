@@ -19,14 +19,13 @@ import numpy as np
 from index.build import build_index
 from index.config import load_settings
 from qa.answer import KEEP_RATIO, MAX_SENTENCES, SELECTOR_FEATURES, candidates, selector_probability, term_weights
-from qa.engine import QA, split_question
+from qa.engine import ANSWER_POOL, QA, split_question
 from qa.followup import resolve_followup
 from qa.question import analyse
 
 from .metrics import is_correct, load_set, normalise
 from .run import DATA_DIR, load_config
 
-K = 5
 CANDIDATE_FILE = Path(__file__).resolve().parent / "reports" / "selector.json"
 TRAIN = ("reference", "harbour", "calibration")
 
@@ -47,7 +46,7 @@ def item_candidates(qa: QA, question: str, history) -> list:
     index = qa.index
     pool = []
     for part in split_question(resolve_followup(question, [tuple(h) for h in history])):
-        passages = index.search(part, k=K)
+        passages = index.search(part, k=ANSWER_POOL)
         if not passages:
             continue
         spec = analyse(part)
@@ -86,12 +85,13 @@ def collect(split_sets, settings, paraphrases: bool):
 
 
 def simulate(rows, model: dict, threshold: float) -> dict:
-    """Answer-level outcome of a threshold: the best sentence(s) when the best clears it, else abstain."""
+    """Answer-level outcome of a threshold: the best sentences qa.answer.selector_keeps, else abstain."""
     correct = wrong = abstained_answerable = abstained_unanswerable = unanswerable = answerable = 0
+    qualified = SELECTOR_FEATURES.index("rules_qualify")
     for item, _, pool in rows:
-        scored = sorted((selector_probability(model, c.features), c.text) for c in pool)[::-1]
-        best = scored[0][0] if scored else 0.0
-        chosen = [t for p, t in scored if p >= max(threshold, KEEP_RATIO * best)][:MAX_SENTENCES]
+        scored = sorted((selector_probability(model, c.features), c.features[qualified], c.text) for c in pool)[::-1]
+        kept = [(p, t) for p, q, t in scored if p >= threshold or q]  # as qa.answer.selector_keeps
+        chosen = [t for p, t in kept if p >= KEEP_RATIO * kept[0][0]][:MAX_SENTENCES]
         if item.answerable:
             answerable += 1
             if not chosen:
@@ -151,7 +151,7 @@ def main() -> int:
     fit = LogisticRegression(C=0.3, class_weight="balanced", max_iter=3000).fit((x - mean) / std, y)
     model = {"features": list(SELECTOR_FEATURES), "mean": mean.tolist(), "std": std.tolist(),
              "weights": fit.coef_[0].tolist(), "bias": float(fit.intercept_[0]), "threshold": 0.5}
-    grid = [simulate(dev, model, t) for t in np.linspace(0.05, 0.95, 91)]
+    grid = [simulate(dev, model, t) for t in np.linspace(0.05, 0.99, 95)]
     feasible = [g for g in grid if g["abstention_recall"] >= 0.8] or grid
     best = max(feasible, key=lambda g: (g["truthfulness"], g["correctness"]))
     model["threshold"] = best["threshold"]

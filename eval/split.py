@@ -2,6 +2,9 @@
 
 Run: .venv/bin/python -m eval.split   (writes eval/data/blind/splits/; the hashes go into eval/config.toml
 by hand, before anything is fitted, and `qa eval` refuses a test split whose hash has changed.)
+
+`--extra` splits the later sets in eval/data/blind/extra/ (written blind too, after the test split was frozen)
+into train and dev only: the test split stays the one frozen before anything was fitted.
 """
 
 from __future__ import annotations
@@ -9,12 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import sys
 from pathlib import Path
 
 BLIND = Path(__file__).resolve().parent / "data" / "blind"
 SETS = ("news", "plain", "markdown", "html", "report")
 SHARES = {"train": 0.45, "dev": 0.20}  # the rest is test
 SEED = 20261123
+EXTRA_DEV_SHARE = 0.35
+TRIVIAL_ANSWERS = {"first", "no", "yes", "one", "$"}  # occur almost anywhere: they would label any sentence right
 
 
 def split_items(lines: list[str], rng: random.Random) -> dict[str, list[str]]:
@@ -45,5 +51,30 @@ def main() -> None:
             print(f"{path.relative_to(BLIND.parent)}  {len(part)} items  sha256 {digest}")
 
 
+def split_extra() -> None:
+    rng = random.Random(SEED)
+    target = BLIND / "splits"
+    for path in sorted((BLIND / "extra").glob("*.jsonl")):
+        items = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            item = json.loads(line) if line.strip() else None
+            if item is None:
+                continue
+            item["answers"] = [a for a in item["answers"] if a.lower() not in TRIVIAL_ANSWERS]
+            if item["answers"] or not item["answerable"]:
+                items.append(json.dumps(item, ensure_ascii=False))
+        parts = {"train": [], "dev": []}
+        for answerable in (True, False):
+            group = [line for line in items if json.loads(line)["answerable"] is answerable]
+            rng.shuffle(group)
+            n_dev = round(EXTRA_DEV_SHARE * len(group))
+            parts["dev"] += group[:n_dev]
+            parts["train"] += group[n_dev:]
+        for split, part in parts.items():
+            out = target / f"{path.stem}-extra.{split}.jsonl"
+            out.write_text("\n".join(sorted(part, key=items.index)) + "\n", encoding="utf-8")
+            print(f"{out.relative_to(BLIND.parent)}  {len(part)} items")
+
+
 if __name__ == "__main__":
-    main()
+    split_extra() if sys.argv[1:] == ["--extra"] else main()

@@ -61,7 +61,7 @@ def sentence_ranker(qa: QA, k: int = 5) -> System:
     import json
 
     from qa.answer import SELECTOR_FEATURES, candidates, compose, term_weights
-    from qa.engine import DONT_KNOW
+    from qa.engine import ANSWER_POOL, DONT_KNOW
     from qa.followup import resolve_followup
     from qa.question import analyse
 
@@ -72,15 +72,15 @@ def sentence_ranker(qa: QA, k: int = 5) -> System:
     def run(question: str, history: list) -> dict:
         query = resolve_followup(question, [tuple(h) for h in history])
         index = qa.index
-        passages = index.search(query, k=k)
+        passages = index.search(query, k=max(k, ANSWER_POOL))  # the same pool as ours
         spec = analyse(query)
         pool = candidates(spec, passages, term_weights(spec, index.document_frequency, index.n_chunks),
                           index.embed(query), index.sentence_vectors([p.chunk_id for p in passages]))
         top = sorted(pool, key=lambda c: -(c.features[cos] + c.features[lexical]))[:2]
         if not top or max(c.features[cos] for c in pool) < threshold:
-            return Answer(question, query, DONT_KNOW, True, (), tuple(passages)).to_json()
+            return Answer(question, query, DONT_KNOW, True, (), tuple(passages[:k])).to_json()
         prose, citations, conflict = compose(top, index.document_text)
-        return Answer(question, query, prose, False, citations, tuple(passages), conflict).to_json()
+        return Answer(question, query, prose, False, citations, tuple(passages[:k]), conflict).to_json()
 
     return run
 

@@ -20,7 +20,7 @@ import numpy as np
 from index.chunk import line_number, split_sentences
 from index.lexical import terms
 
-from .question import QuestionSpec, typed_values
+from .question import SOFT_KINDS, QuestionSpec, kinds_in, soft_kinds, typed_values
 from .types import Citation, Passage
 
 # Calibrated on eval/data/calibration.jsonl (see README "Abstention"): not on the reference set.
@@ -78,7 +78,9 @@ def _coverage(weights: dict[tuple[str, ...], float], sentence_terms: set[str], c
 SELECTOR_FEATURES = ("cos", "cos_gap", "cos_rank", "passage_dense", "passage_lexical", "passage_rank", "coverage",
                      "coverage_sentence", "neighbour_coverage", "type_asked", "type_match", "names_sentence",
                      "names_context", "head", "log_length", "pronoun_start", "pool_coverage", "pool_missing",
-                     "type_missing", "rules_qualify")
+                     "type_missing", "rules_qualify", "novelty", "heading_coverage", "kind_match_any",
+                     "neighbour_kind_match") + tuple(f"asked_{k}" for k in SOFT_KINDS) + tuple(
+                         f"match_{k}" for k in SOFT_KINDS)
 _PRONOUN_START = re.compile(r"^\W*(he|she|it|they|this|these|those|his|her|their|its)\b", re.I)
 
 
@@ -108,6 +110,8 @@ def candidates(spec: QuestionSpec, passages: list[Passage], weights: dict[str, f
     rows = []
     sentence_vectors = sentence_vectors or {}
     max_lexical = max((p.lexical or 0.0 for p in passages), default=0.0) or 1.0
+    asked = soft_kinds(spec.text)
+    question_terms = {t for group in weights for t in group}
     for rank, passage in enumerate(passages):
         context = set(terms(passage.text))
         spans = split_sentences(passage.text)
@@ -118,6 +122,10 @@ def candidates(spec: QuestionSpec, passages: list[Passage], weights: dict[str, f
             dense_by_sentence = [passage.dense or 0.0] * len(spans)
         sentence_terms = [set(terms(passage.text[s:e])) for s, e in spans]
         own = [_coverage(weights, t, set()) for t in sentence_terms]
+        # Which asked-for kinds of value each sentence holds (the answer may sit next to the sentence that
+        # restates the question), and how much of the topic the passage's headings carry.
+        matches = [tuple(a * h for a, h in zip(asked, kinds_in(passage.text[s:e], spec.text))) for s, e in spans]
+        heading_coverage = _coverage(weights, set(terms(passage.headings or "")), set())
         names_context = _names_share(spec.names, f"{passage.headings}\n{passage.text}")
         for i, ((s, e), dense) in enumerate(zip(spans, dense_by_sentence)):
             doc_start, text, sentence_context = passage.start + s, passage.text[s:e], context
@@ -142,8 +150,13 @@ def candidates(spec: QuestionSpec, passages: list[Passage], weights: dict[str, f
                         cov, own[i], max(neighbours, default=0.0), float(bool(spec.answer_type)), float(bool(values)),
                         _names_share(spec.names, text), names_context, float(has_head), math.log1p(len(text)) / 6,
                         float(bool(_PRONOUN_START.match(text)))]
+            kind_match = tuple(a * h for a, h in zip(asked, kinds_in(text, spec.text)))
+            novel = sentence_terms[i] - question_terms
+            extra = [len(novel) / max(len(sentence_terms[i]), 1), heading_coverage, max(kind_match, default=0.0),
+                     max((max(matches[j]) for j in (i - 1, i + 1) if 0 <= j < len(spans)), default=0.0)]
+            extra += list(asked) + list(kind_match)
             rows.append([passage, doc_start, passage.start + e, text, cov, values, score, has_head, dense,
-                         features])
+                         features, extra])
     by_cos = sorted(range(len(rows)), key=lambda r: -rows[r][8])
     best = rows[by_cos[0]][8] if rows else 0.0
     # Question-level: how well the best sentence covers the topic, and how much of the topic's weight no
@@ -155,10 +168,10 @@ def candidates(spec: QuestionSpec, passages: list[Passage], weights: dict[str, f
         rows[r][9][1] = rows[r][8] - best
         rows[r][9][2] = 1 / (1 + position)
         rows[r][9] += [pool_coverage, pool_missing]
-    out = [Candidate(*row[:9], features=tuple(row[9])) for row in rows]
+    out = [(Candidate(*row[:9], features=tuple(row[9])), row[10]) for row in rows]
     # The hand-set rules' verdict is one more feature: the fit decides how far to trust it.
     return [replace(c, features=c.features + (float(bool(spec.answer_type) and not c.values),
-                                              float(qualifies(spec, c)))) for c in out]
+                                              float(qualifies(spec, c))) + tuple(extra)) for c, extra in out]
 
 
 def absent_names(spec: QuestionSpec, document_frequency) -> list[str]:
@@ -185,6 +198,14 @@ def selector_probability(model: dict, features: tuple[float, ...]) -> float:
     return float(1 / (1 + math.exp(-(float(z @ np.asarray(model["weights"])) + model["bias"]))))
 
 
+def selector_keeps(model: dict, spec: QuestionSpec, c: Candidate) -> bool:
+    """A sentence may answer when the selector is confident of it (threshold chosen on the dev split by
+    eval/fit.py) or it passes the hand rules' checks; the answer takes the kept sentences it scores highest.
+    Either test alone did worse on dev: the rules decline most reworded questions, and the selector alone
+    answers most near misses."""
+    return c.score >= model["threshold"] or qualifies(spec, c)
+
+
 def qualifies(spec: QuestionSpec, c: Candidate) -> bool:
     """Does this sentence answer the question: topic covered and the asked-for kind of value present?"""
     if spec.answer_type and not c.values:
@@ -202,14 +223,13 @@ def select_evidence(spec: QuestionSpec, passages: list[Passage], weights: dict[s
     """The sentences to answer with, best first; empty means abstain.
 
     With a fitted selector, a sentence's score is the model's probability that it answers, and the
-    answer abstains when the best is under the threshold chosen on the dev split; without one, the
-    hand-set rules decide.
+    answer abstains unless a sentence passes selector_keeps; without one, the hand-set rules decide.
     """
     pool = candidates(spec, passages, weights, question_vector, sentence_vectors, document_text)
     model = load_selector()
     if model:
         pool = [replace(c, score=selector_probability(model, c.features)) for c in pool]
-        good = sorted((c for c in pool if c.score >= model["threshold"]), key=lambda c: -c.score)
+        good = sorted((c for c in pool if selector_keeps(model, spec, c)), key=lambda c: -c.score)
     else:
         good = sorted((c for c in pool if qualifies(spec, c)), key=lambda c: -c.score)
     chosen: list[Candidate] = []

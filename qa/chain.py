@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from index.errors import UsageError
 
-from .engine import MAX_K, QA, answer_from_passages, check_question, split_question
+from .engine import ANSWER_POOL, MAX_K, QA, answer_from_passages, check_question, split_question
 from .followup import resolve_followup
 from .types import Answer, Passage
 
@@ -116,12 +116,13 @@ def build_chain(qa: QA, k: int = 5, mode: Mode = "hybrid") -> Runnable:
         return {**request.model_dump(), "question": question}
 
     def retrieve(inputs: dict) -> list[list[Document]]:
-        return HybridRetriever(qa=qa, k=inputs["k"], mode=inputs["mode"]).batch(inputs["parts"])
+        # As QA.ask: answers are selected from ANSWER_POOL passages, the top k are shown.
+        return HybridRetriever(qa=qa, k=max(inputs["k"], ANSWER_POOL), mode=inputs["mode"]).batch(inputs["parts"])
 
     def answer(inputs: dict) -> AIMessage:
         passages = [[document_to_passage(d) for d in docs] for docs in inputs["documents"]]
         return answer_message(answer_from_passages(qa.index, inputs["question"], inputs["search_query"],
-                                                   inputs["parts"], passages))
+                                                   inputs["parts"], passages, shown=inputs["k"]))
 
     chain = (
         RunnableLambda(validate)

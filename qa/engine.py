@@ -19,6 +19,9 @@ from .types import Answer, Passage
 
 MAX_QUESTION_CHARS = 2000
 MAX_K = 50
+# Answers are selected from this many passages per question part (the top k are shown): at 10, 86% of the
+# answerable train/dev questions have an answering sentence in the pool, at 5, 78%.
+ANSWER_POOL = 10
 
 
 def check_question(question: str, k: int, mode: str) -> str:
@@ -44,8 +47,11 @@ def split_question(search_query: str) -> list[str]:
 
 
 def answer_from_passages(index: CorpusIndex, question: str, search_query: str, parts: list[str],
-                         passages_per_part: list[list[Passage]], timings: dict[str, float] | None = None) -> Answer:
-    """Select, cite and compose from the passages retrieved for each part; abstain when nothing answers."""
+                         passages_per_part: list[list[Passage]], timings: dict[str, float] | None = None,
+                         shown: int | None = None) -> Answer:
+    """Select, cite and compose from the passages retrieved for each part; abstain when nothing answers.
+
+    The answer lists the first `shown` passages of each part (all of them when None)."""
     t0 = time.perf_counter()
     chosen, missing = [], []
     for part, passages in zip(parts, passages_per_part):
@@ -58,7 +64,7 @@ def answer_from_passages(index: CorpusIndex, question: str, search_query: str, p
         chosen += [c for c in picked if (c.passage.source, c.start) not in spans]
         if not picked:
             missing.append(part)
-    passages = list({p.chunk_id: p for ps in passages_per_part for p in ps}.values())
+    passages = list({p.chunk_id: p for ps in passages_per_part for p in ps[:shown]}.values())
     if chosen:
         prose, citations, conflict = compose(chosen, index.document_text)
         if missing:  # a compound question answered in part says which part it could not answer
@@ -132,11 +138,12 @@ class QA:
         t0 = time.perf_counter()
         search_query = resolve_followup(question, history)
         parts = split_question(search_query)
-        passages_per_part = [index.search(part, k=k, mode=mode) for part in parts]
+        pools = [index.search(part, k=max(k, ANSWER_POOL), mode=mode) for part in parts]
+        passages_per_part = [pool[:k] for pool in pools]
         t1 = time.perf_counter()
         timings = {"retrieve": (t1 - t0) * 1000}
         if llm is None:
-            answer = answer_from_passages(index, question, search_query, parts, passages_per_part, timings)
+            answer = answer_from_passages(index, question, search_query, parts, pools, timings, shown=k)
         else:
             from .generate import generative_answer
 

@@ -34,6 +34,50 @@ PATTERNS = {
     "name": re.compile(r"\b((Mr|Mrs|Ms|Dr|Sir|Lady|Lord)\.? [A-Z][\w'-]+|[A-Z][\w'-]+(?: [A-Z][\w'-]+)+|[A-Z]{2,}|"
                        r"(?<=[a-z,] )[A-Z][a-z][\w'-]*)\b"),
 }
+# Soft answer kinds, features for the fitted selector only (the hand rules use answer_type): the many ways a
+# question asks for an amount, a span of time, a version or a reason. A question may ask for several.
+SOFT_KINDS = ("number", "date", "duration", "name", "version", "reason")
+_SOFT_RULES = {
+    "number": re.compile(r"\bhow (many|much|old|far|often|big|large|small|long)\b|\b(what|which) (number|age|percentage|"
+                         r"amount|share|proportion|fraction|ratio|size|limit|cap|maximum|minimum|count|rate|price|"
+                         r"cost|level|depth|length)\b|\bnumber of\b|\bhow (few|high|low)\b", re.IGNORECASE),
+    "date": re.compile(r"^\s*when\b|\bwhat (year|month|date|day|time)\b|\bwhich (years?|months?|"
+                                           r"days?|dates?)\b|\bby when\b|\bwhen (did|was|were|is|will|does|do)\b|"
+                                           r"\bsince when\b|\buntil when\b", re.IGNORECASE),
+    "duration": re.compile(r"\bhow long\b|\b(what|which) (period|interval|delay|duration|timeout|span|length of "
+                           r"time)\b|\bafter how\b|\bhow (soon|quickly)\b|\bhow many (seconds|minutes|hours|days|"
+                           r"weeks|months|years)\b", re.IGNORECASE),
+    "name": re.compile(r"^\s*who\b|\bwho(m|se)?\b|\bname\b|\bwhich\s+[a-z]+|\bwhat (organi[sz]ation|company|"
+                       r"body|project|tool|program|package|command|file|option|person|group)\b", re.IGNORECASE),
+    "version": re.compile(r"\bversion\b|\brelease\b|\bwhich [\w+-]+ (version|release)\b", re.IGNORECASE),
+    "reason": re.compile(r"^\s*why\b|\bwhy\b|\breason\b|\bwhat (would|could|will) (go wrong|happen|break)\b|"
+                         r"\bpurpose\b|\bwhat for\b|\bcaus", re.IGNORECASE),
+}
+_VALUE_PATTERNS = {
+    "version": re.compile(r"\b\d+\.\d+(\.\d+)*[a-z]?\b|\b(v|version|release)\s*\d+\b", re.IGNORECASE),
+    "reason": re.compile(r"\b(because|due to|since|so that|in order to|to (avoid|prevent|allow|ensure|make sure)|"
+                         r"otherwise|as a result|therefore|which means|(doesn't|does not|don't|do not|won't|will not|"
+                         r"cannot|can't) (allow|work|let)|prevents?|causes?|breaks?|the reason)\b", re.IGNORECASE),
+}
+
+
+def soft_kinds(question: str) -> tuple[float, ...]:
+    """1.0 for each of SOFT_KINDS the question's wording asks for (none: any text may answer)."""
+    return tuple(float(bool(_SOFT_RULES[kind].search(question))) for kind in SOFT_KINDS)
+
+
+def kinds_in(text: str, exclude: str = "") -> tuple[float, ...]:
+    """1.0 for each of SOFT_KINDS the text holds a value of (values the question itself has left out)."""
+    out = []
+    for kind in SOFT_KINDS:
+        if kind in _VALUE_PATTERNS:
+            found = [m.group() for m in _VALUE_PATTERNS[kind].finditer(text)]
+            out.append(float(any(v.lower() not in exclude.lower() for v in found)))
+        else:
+            out.append(float(bool(typed_values(kind, text, exclude))))
+    return tuple(out)
+
+
 _TYPE_RULES = (
     ("duration", re.compile(r"\bhow long\b|\bfor how long\b", re.I)),
     ("number", re.compile(r"\bhow (many|much|old|far|often)\b|\bwhat (number|age|percentage|amount)\b|"

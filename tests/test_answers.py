@@ -183,3 +183,53 @@ def test_a_sentence_opening_with_a_pronoun_brings_its_antecedent(reports_qa):
     assert citation.text.startswith("Maria Lopez ran the survey") and citation.text.endswith("dunes in April.")
     assert text[citation.start:citation.end] == citation.text  # still exact, across the paragraph break
     assert answer.answer.count("[1]") == 2  # each sentence carries its marker
+
+
+def test_the_shipped_selector_matches_the_features_the_answerer_computes():
+    # A feature added without refitting would silently switch the answerer back to the hand rules.
+    from qa.answer import SELECTOR_FEATURES, load_selector
+
+    model = load_selector()
+    assert model is not None and tuple(model["features"]) == SELECTOR_FEATURES
+    assert len(model["weights"]) == len(SELECTOR_FEATURES) and 0 < model["threshold"] < 1
+
+
+def test_the_selector_answers_what_the_rules_decline_only_when_confident(tmp_path, monkeypatch):
+    import qa.answer as answer_module
+    from qa.answer import candidates, load_selector, qualifies, select_evidence, selector_probability, term_weights
+    from qa.question import analyse
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "gcc.txt").write_text(
+        "The compiler symlinks in /usr/bin are not handled by the alternatives system.\n\n"
+        "Having the symlinks managed by alternatives does not allow reliable builds.\n", encoding="utf-8")
+    settings = load_settings(corpus=corpus, index_dir=tmp_path / "index")
+    build_index(settings)
+    qa = QA(settings, build_if_missing=False)
+    question = "What would go wrong if the alternatives mechanism chose the compiler?"
+    spec = analyse(question)
+    passages = qa.retrieve(question, k=2)
+    args = (spec, passages, term_weights(spec, qa.index.document_frequency, qa.index.n_chunks),
+            qa.index.embed(question), qa.index.sentence_vectors([p.chunk_id for p in passages]))
+    model = load_selector()
+    pool = candidates(*args)
+    assert not any(qualifies(spec, c) for c in pool)  # the hand rules alone would abstain
+    best = max(selector_probability(model, c.features) for c in pool)
+    for threshold, answers in ((best - 0.01, True), (best + 0.01, False)):
+        monkeypatch.setattr(answer_module, "load_selector", lambda t=threshold: {**model, "threshold": t})
+        assert bool(select_evidence(*args)) is answers
+
+
+def test_soft_kinds_read_the_many_ways_a_question_asks_for_a_value():
+    from qa.question import SOFT_KINDS, kinds_in, soft_kinds
+
+    asked = lambda q: {k for k, v in zip(SOFT_KINDS, soft_kinds(q)) if v}
+    assert "number" in asked("What share of the tests broke?")
+    assert "duration" in asked("After what period of inactivity is a member removed?")
+    assert "reason" in asked("Why are the symlinks not managed by alternatives?")
+    assert "version" in asked("Which apt release removed old kernels?")
+    assert asked("Describe the harbour.") == set()
+    held = {k for k, v in zip(SOFT_KINDS, kinds_in("Since 2.1.16, kernels are removed after 12 months "
+                                                    "because disks fill up.", "which version")) if v}
+    assert {"number", "duration", "version", "reason"} <= held
