@@ -23,11 +23,12 @@ test: setup          ## the whole suite: unit, CLI, server and browser tests
 eval: setup
 	$(BIN)/qa eval --baselines
 
-bench: setup         ## seeds + synthetic 100k, load test, real-text scale (see README "Benchmarks")
+bench: setup         ## seeds + synthetic 100k, load test, real-text scale, answer pool (see README "Benchmarks")
 	$(BIN)/pip install -q -c constraints.txt -e '.[test,bench]'
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/answer_pool.py
 
 clean:
 	rm -rf .qa-index test-output
