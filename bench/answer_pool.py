@@ -18,9 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import qa.engine as engine  # noqa: E402
-from eval.metrics import load_set  # noqa: E402
-from index.config import load_settings  # noqa: E402
+from eval.metrics import load_set
+from index.config import load_settings
+from qa import engine
 
 OUT = ROOT / "bench" / "results"
 
@@ -46,16 +46,18 @@ def main() -> None:
                 qa.ask(question)
                 times[pool].append((time.perf_counter() - t0) * 1000)
     engine.ANSWER_POOL = default
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                            check=False).stdout
     rows = {pool: {"p50_ms": round(statistics.median(t), 1), "p95_ms": round(sorted(t)[int(0.95 * len(t))], 1),
                    "asks": len(t)} for pool, t in times.items()}
     result = {"commit": commit.strip(), "questions": len(questions), "rounds": args.rounds, "default": default,
               "pools": rows}
     OUT.mkdir(exist_ok=True)
     (OUT / "answer-pool.json").write_text(json.dumps(result, indent=1) + "\n")
-    lines = [f"# Warm answer latency by answer pool (commit {result['commit']})", "",
-             f"{len(questions)} reference questions over seeds/, {args.rounds} rounds, one process; default "
-             f"ANSWER_POOL = {default}.", "", "| passages | p50 ms | p95 ms | asks |", "|---|---|---|---|"]
+    header = (f"{len(questions)} reference questions over seeds/, {args.rounds} rounds, one process; default "
+              f"ANSWER_POOL = {default}.")
+    lines = [f"# Warm answer latency by answer pool (commit {result['commit']})", "", header, "",
+             "| passages | p50 ms | p95 ms | asks |", "|---|---|---|---|"]
     lines += [f"| {pool} | {r['p50_ms']} | {r['p95_ms']} | {r['asks']} |" for pool, r in rows.items()]
     (OUT / "answer-pool.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
