@@ -7,6 +7,8 @@
     python -m eval.guard_eval score [--labels eval/data/guard-labels.jsonl] [--out eval/reports/guard-gguf.json]
         runs the guard again on every labelled sentence and reports its precision and recall: a sentence
         the guard keeps is a positive; `supported` (the hand label) is the truth
+    python -m eval.guard_eval split     the label files into eval/data/guard-splits/{fit,test}.jsonl by question
+    python -m eval.guard_eval fit       the guard's thresholds on the fit split (highest recall at precision 1.00)
 
 Labels (eval/data/guard-labels.jsonl) are read by hand against the passages stored with each row. A sentence
 that wraps a passage's words in the prompt's own scaffolding ("The passages are quoted inside the passages
@@ -111,27 +113,88 @@ def score(labels: Path) -> dict:
     citing nothing every passage the model was given): does find_support call it supported?
     `as_shown`: what the user sees: a sentence is kept only when it cites a passage and that judgement holds;
     truth is the label for a cited sentence and False for an uncited one (it cannot be shown as cited)."""
+    rows = [json.loads(line) for line in labels.read_text(encoding="utf-8").splitlines() if line.strip()]
+    with tempfile.TemporaryDirectory() as tmp:
+        return _judge(rows, _open_qa(Path(tmp) / "index").index.embed)
+
+
+def _judge(rows: list[dict], embed) -> dict:
+    """score()'s work on rows already read, with an embedding function already open."""
     from qa.guard import find_support
     from qa.types import Passage
 
-    rows = [json.loads(line) for line in labels.read_text(encoding="utf-8").splitlines() if line.strip()]
     support, shown, errors = [], [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        embed = _open_qa(Path(tmp) / "index").index.embed
-        for r in rows:
-            cited = [Passage(chunk_id=f"{p['source']}:{p['start']}", source=p["source"], start=p["start"],
-                             end=p["end"], text=p["text"], line=0, score=0.0) for p in r["passages"]]
-            judged = bool(cited) and find_support(r["sentence"], cited, embed).supported
-            truth, by_model = bool(r["supported"]), r.get("cited_by_model", bool(r.get("cited")))
-            support.append((judged, truth))
-            shown.append((judged and by_model, truth and by_model))
-            if judged != truth:
-                errors.append({"model": r.get("model"), "sentence": r["sentence"], "supported": truth,
-                               "guard": judged, "note": r.get("note", "")})
+    for r in rows:
+        cited = [Passage(chunk_id=f"{p['source']}:{p['start']}", source=p["source"], start=p["start"],
+                         end=p["end"], text=p["text"], line=0, score=0.0) for p in r["passages"]]
+        judged = bool(cited) and find_support(r["sentence"], cited, embed).supported
+        truth, by_model = bool(r["supported"]), r.get("cited_by_model", bool(r.get("cited")))
+        support.append((judged, truth))
+        shown.append((judged and by_model, truth and by_model))
+        if judged != truth:
+            errors.append({"model": r.get("model"), "sentence": r["sentence"], "supported": truth,
+                           "guard": judged, "kind": r.get("kind", ""), "note": r.get("note", "")})
     models = sorted({r.get("model", "") for r in rows})
     return {"labelled": len(rows), "models": {m: sum(r.get("model", "") == m for r in rows) for m in models},
             "supported_labels": sum(t for _, t in support), "support": _rates(support),
             "as_shown": _rates(shown), "disagreements": errors}
+
+
+GUARD_SPLITS = ROOT / "eval" / "data" / "guard-splits"
+LABEL_FILES = (LABELS, ROOT / "eval" / "data" / "guard-labels-written.jsonl")
+
+
+def split_labels() -> None:
+    """Every labelled sentence into fit (50%) or test by its question (the same question never in both), once.
+
+    The test file's sha256 goes into eval/config.toml ([guard] test_sha256) before anything is fitted."""
+    import hashlib
+    import random
+
+    rows = [line for path in LABEL_FILES if path.exists()
+            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    keys = sorted({(json.loads(line).get("model", ""), json.loads(line)["id"]) for line in rows})
+    random.Random(20261201).shuffle(keys)
+    test_keys = set(keys[: len(keys) // 2])
+    GUARD_SPLITS.mkdir(exist_ok=True)
+    parts = {"fit": [], "test": []}
+    for line in rows:
+        row = json.loads(line)
+        parts["test" if (row.get("model", ""), row["id"]) in test_keys else "fit"].append(line)
+    for name, lines in parts.items():
+        path = GUARD_SPLITS / f"{name}.jsonl"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        supported = sum(json.loads(line)["supported"] for line in lines)
+        print(f"{path.relative_to(ROOT)}: {len(lines)} sentences, {supported} supported, "
+              f"sha256 {hashlib.sha256(path.read_bytes()).hexdigest()}")
+
+
+def fit_thresholds(labels: Path) -> dict:
+    """The guard's two thresholds on the fit split: the highest recall at precision 1.00 (else the best precision)."""
+    import itertools
+    from functools import lru_cache
+
+    import qa.guard as guard_module
+
+    rows = [json.loads(line) for line in labels.read_text(encoding="utf-8").splitlines() if line.strip()]
+    default = (guard_module.MIN_COVERAGE, guard_module.MIN_COSINE)
+    with tempfile.TemporaryDirectory() as tmp:
+        embed = lru_cache(maxsize=None)(_open_qa(Path(tmp) / "index").index.embed)
+        grid = []
+        try:
+            for coverage, cosine in itertools.product([x / 100 for x in range(50, 101, 5)],
+                                                      [x / 100 for x in range(30, 91, 5)]):
+                guard_module.MIN_COVERAGE, guard_module.MIN_COSINE = coverage, cosine
+                rates = _judge(rows, embed)["support"]
+                grid.append({"min_coverage": coverage, "min_cosine": cosine, **rates})
+        finally:
+            guard_module.MIN_COVERAGE, guard_module.MIN_COSINE = default
+    exact = [g for g in grid if g["precision"] == 1.0]
+    best = max(exact or grid, key=lambda g: ((g["precision"] or 0) if not exact else 0, g["recall"] or 0,
+                                              g["min_coverage"] == default[0] and g["min_cosine"] == default[1]))
+    at_default = next(g for g in grid if (g["min_coverage"], g["min_cosine"]) == default)
+    return {"fit_labels": str(labels.relative_to(ROOT)), "sentences": len(rows), "chosen": best,
+            "at_current": at_default}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -147,11 +210,17 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("score")
     s.add_argument("--labels", type=Path, default=LABELS)
     s.add_argument("--out", type=Path)
+    sub.add_parser("split", help="split every label file into fit / test by question, once")
+    f = sub.add_parser("fit", help="the guard's thresholds on the fit split")
+    f.add_argument("--labels", type=Path, default=GUARD_SPLITS / "fit.jsonl")
+    f.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     if args.command == "collect":
         collect(args.llm, args.set, args.out, args.summary, args.limit)
+    elif args.command == "split":
+        split_labels()
     else:
-        result = score(args.labels)
+        result = score(args.labels) if args.command == "score" else fit_thresholds(args.labels)
         text = json.dumps(result, indent=1, ensure_ascii=False)
         if args.out:
             args.out.write_text(text + "\n", encoding="utf-8")

@@ -273,6 +273,10 @@ def compose(chosen: list[Candidate], document_text) -> tuple[str, tuple[Citation
     # (a span is two sentences when a pronoun brought its antecedent).
     prose = " ".join(_with_marker(" ".join(c.text[s:e].split()), i) for i, c in enumerate(ordered, start=1)
                      for s, e in split_sentences(c.text))
-    values = [{v.lower() for v in c.values} for c in ordered if c.values]
-    conflict = len(values) > 1 and any(v != values[0] for v in values[1:])
-    return prose, citations, conflict
+    return prose, citations, values_differ(chosen)
+
+
+def values_differ(chosen: list[Candidate]) -> bool:
+    """Do sentences answering one question give different values (the sources disagree)?"""
+    values = [{v.lower() for v in c.values} for c in chosen if c.values]
+    return len(values) > 1 and any(v != values[0] for v in values[1:])

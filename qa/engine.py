@@ -11,7 +11,7 @@ from index.config import Settings
 from index.errors import QAError, UsageError
 from index.store import side_store_path
 
-from .answer import DONT_KNOW, absent_names, compose, select_evidence, term_weights
+from .answer import DONT_KNOW, absent_names, compose, select_evidence, term_weights, values_differ
 from .followup import resolve_followup
 from .question import analyse
 from .retrieve import MODES, CorpusIndex
@@ -53,7 +53,7 @@ def answer_from_passages(index: CorpusIndex, question: str, search_query: str, p
 
     The answer lists the first `shown` passages of each part (all of them when None)."""
     t0 = time.perf_counter()
-    chosen, missing = [], []
+    chosen, missing, conflict = [], [], False
     for part, passages in zip(parts, passages_per_part):
         spec = analyse(part)
         vectors = index.sentence_vectors([p.chunk_id for p in passages]) if passages else {}
@@ -62,11 +62,12 @@ def answer_from_passages(index: CorpusIndex, question: str, search_query: str, p
             index.document_text)
         spans = {(c.passage.source, c.start) for c in chosen}
         chosen += [c for c in picked if (c.passage.source, c.start) not in spans]
+        conflict = conflict or values_differ(picked)  # within a part: two parts ask for different things
         if not picked:
             missing.append(part)
     passages = list({p.chunk_id: p for ps in passages_per_part for p in ps[:shown]}.values())
     if chosen:
-        prose, citations, conflict = compose(chosen, index.document_text)
+        prose, citations, _ = compose(chosen, index.document_text)
         if missing:  # a compound question answered in part says which part it could not answer
             prose += " " + " ".join(f"{DONT_KNOW[:-1]}: {m}" for m in missing)
     else:

@@ -62,6 +62,12 @@ def test_conflicting_counts_are_both_shown(seed_qa):
     assert "17" in answer.answer and "19" in answer.answer
 
 
+def test_a_compound_question_answered_with_two_values_is_not_a_conflict(seed_qa):
+    answer = seed_qa.ask("How many unexplained deaths is the MPS re-examining, and how old was Daniel Whitworth?")
+    assert "58" in answer.answer and "21" in answer.answer
+    assert not answer.conflict  # each part's value answers its own part; no source disagrees
+
+
 def test_follow_up_is_resolved_from_history(seed_qa):
     history = [("Which drug killed Daniel Whitworth?", "GHB")]
     answer = seed_qa.ask("How old was he?", history=history)
