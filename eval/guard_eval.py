@@ -113,6 +113,14 @@ def score(labels: Path) -> dict:
     citing nothing every passage the model was given): does find_support call it supported?
     `as_shown`: what the user sees: a sentence is kept only when it cites a passage and that judgement holds;
     truth is the label for a cited sentence and False for an uncited one (it cannot be shown as cited)."""
+    if labels.resolve() == (GUARD_SPLITS / "test.jsonl").resolve():
+        import hashlib
+
+        from eval.run import load_config
+
+        frozen = load_config()["guard"]["test_sha256"]
+        if hashlib.sha256(labels.read_bytes()).hexdigest() != frozen:
+            raise SystemExit(f"{labels} changed since its hash was frozen in eval/config.toml: not scored")
     rows = [json.loads(line) for line in labels.read_text(encoding="utf-8").splitlines() if line.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         return _judge(rows, _open_qa(Path(tmp) / "index").index.embed)
