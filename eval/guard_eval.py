@@ -201,8 +201,13 @@ def fit_thresholds(labels: Path) -> dict:
     best = max(exact or grid, key=lambda g: ((g["precision"] or 0) if not exact else 0, g["recall"] or 0,
                                               g["min_coverage"] == default[0] and g["min_cosine"] == default[1]))
     at_default = next(g for g in grid if (g["min_coverage"], g["min_cosine"]) == default)
+    def dominates(h: dict, g: dict) -> bool:
+        hp, hr, gp, gr = h["precision"] or 0, h["recall"] or 0, g["precision"] or 0, g["recall"] or 0
+        return hp >= gp and hr >= gr and (hp > gp or hr > gr)
+
+    frontier = [g for g in grid if not any(dominates(h, g) for h in grid)]
     return {"fit_labels": str(labels.relative_to(ROOT)), "sentences": len(rows), "chosen": best,
-            "at_current": at_default}
+            "at_current": at_default, "frontier": sorted(frontier, key=lambda g: -(g["precision"] or 0))}
 
 
 def main(argv: list[str] | None = None) -> None:

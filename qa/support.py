@@ -81,3 +81,37 @@ def missing_names(premise: str, sentence: str) -> list[str]:
         if word not in premise_words and word.rstrip("s") not in premise_words:
             missing.append(match.group())
     return missing
+
+
+# What a sentence may not do to its supporting sentence even when it keeps most of its words (the guard's rules;
+# the eval judge reads verbatim spans, where none of this can happen). Each was added for a kind of error seen in
+# the fit split of the guard labels (eval/data/guard-splits/fit.jsonl) and kept only when the fit split showed it
+# help: see README "The guard".
+_REPORTING = re.compile(r"\b(said|says|say|saying|told|tells|allege[sd]?|alleging|claim(s|ed)?|according|believe[sd]?|"
+                        r"argue[sd]?|insist(s|ed)?|accuse[sd]?|described|feel|felt|view|concerned)\b", re.IGNORECASE)
+_QUOTE_MARKS = re.compile(r"[\"\u201c\u201d]")
+_QUANTIFIERS = {"all", "every", "always", "any", "only", "entire", "each", "everyone", "everything"}
+_NUMBER_THEN_WORD = re.compile(r"(?<![\d,.])(\d[\d,.]*)\s+([a-z]{3,})")
+
+
+def unattributed(premise: str, sentence: str) -> bool:
+    """The premise reports what someone said, claimed or believes; the sentence states it as fact."""
+    reported = _REPORTING.search(premise) or _QUOTE_MARKS.search(premise)
+    return bool(reported) and not (_REPORTING.search(sentence) or _QUOTE_MARKS.search(sentence))
+
+
+def widened(premise: str, sentence: str) -> bool:
+    """The sentence says all / every / always / only where the premise does not."""
+    return bool((set(_low_words(sentence)) & _QUANTIFIERS) - set(_low_words(premise)))
+
+
+def rebound_number(premise: str, sentence: str) -> bool:
+    """A number of the sentence is attached to a word that the premise attaches to another number
+    ("18 metres tall" of a premise that says "31 metres tall ... 18 nautical miles")."""
+    low_premise = " ".join(premise.lower().split())
+    for number, word in _NUMBER_THEN_WORD.findall(sentence.lower()):
+        if word in STOPWORDS or f"{number} {word}" in low_premise:
+            continue
+        if re.search(rf"(?<![\d,.])\d[\d,.]*\s+{re.escape(word)}\b", low_premise):
+            return True
+    return False

@@ -96,6 +96,19 @@ def _injected_passage() -> Passage:
     return Passage(chunk_id="x", source="injected.txt", start=0, end=len(INJECTED), text=INJECTED, line=1, score=1.0)
 
 
+def test_a_sentence_that_changes_the_meaning_with_the_same_words_is_not_supported():
+    from qa.support import rebound_number, unattributed, widened
+
+    said = "Donna Taylor said the police didnt do their job with any of the families."
+    assert unattributed(said, "The police didnt do their job with any of the families.")  # her view, as fact
+    assert not unattributed(said, "Donna Taylor said the police didnt do their job.")
+    assert widened("The MPS is re-examining 58 unexplained deaths.", "The MPS is re-examining all unexplained deaths.")
+    assert not widened("All four men were killed.", "All four men were killed by Port.")
+    tower = "The tower is 31 metres tall and its light reaches 18 nautical miles."
+    assert rebound_number(tower, "The tower is 18 metres tall.")
+    assert not rebound_number(tower, "The tower is 31 metres tall.")
+
+
 def test_instructions_inside_a_document_support_nothing(seed_qa):
     passages = [_injected_passage()]
     obeyed = guard("Port was acquitted [1].", passages, lambda s: INJECTED, seed_qa.index.embed)
