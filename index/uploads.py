@@ -122,6 +122,11 @@ def check_upload_collection(settings: Settings, name: str) -> Path:
     """
     name = check_name(name)
     folder = uploads_dir(settings.index_dir, name)
+    # Written to and deleted from: a link put in place of the folder (or of its collection's folder) would
+    # aim those writes and deletes at files elsewhere, which every check "inside the folder" then follows.
+    if folder.is_symlink() or folder.parent.is_symlink():
+        raise UsageError(f"collection {name!r}: its folder in the index is a link; uploads go into a real folder "
+                         f"only (delete the collection or the link)")
     corpus = settings.corpus.resolve() if name == DEFAULT_COLLECTION else None
     recorded = _collection_corpus(settings, name)
     if recorded and Path(recorded) != folder.resolve():

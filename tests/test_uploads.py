@@ -219,3 +219,29 @@ def test_a_symlink_in_the_uploads_folder_is_never_followed(root, tmp_path):
                          index=False)
     assert added.saved == [] and {r.path for r in added.refused} == {"sub/x.md", "a.md"}
     assert list(outside.iterdir()) == [] and (tmp_path / "target.md").read_text() == "secret"
+
+
+@pytest.mark.parametrize("linked", ["files", "collection"])
+def test_a_collection_folder_that_is_a_link_is_never_written_to_or_deleted_from(root, tmp_path, linked):
+    # Hostile-tester finding: `files` linked to a user's folder let one DELETE remove a document there, and the
+    # re-index that followed removed every file the loader skips (photos, spreadsheets) as "unsupported".
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "notes.txt").write_text("my notes\n", encoding="utf-8")
+    (elsewhere / "holiday.jpg").write_bytes(os.urandom(200))
+    folder = uploads_dir(root.index_dir, "linked")
+    if linked == "files":
+        folder.parent.mkdir(parents=True)
+        folder.symlink_to(elsewhere)
+    else:
+        folder.parent.parent.mkdir(parents=True, exist_ok=True)
+        (elsewhere / "files").mkdir()
+        (elsewhere / "files" / "notes.txt").write_text("my notes\n", encoding="utf-8")
+        folder.parent.symlink_to(elsewhere)
+    with pytest.raises(UsageError, match="is a link"):
+        remove_document(root, "linked", "notes.txt")
+    with pytest.raises(UsageError, match="is a link"):
+        add_files(root, "linked", [("new.md", b"# New\n\nText.\n")])
+    assert sorted(p.name for p in elsewhere.iterdir()) == sorted(["notes.txt", "holiday.jpg"]
+                                                                  + (["files"] if linked == "collection" else []))
+    assert (elsewhere / "notes.txt").read_text() == "my notes\n"
