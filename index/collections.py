@@ -62,8 +62,11 @@ def _read_store(index_dir: Path) -> tuple[dict[str, str], int] | None:
     path = index_dir / "index.sqlite"
     if not path.is_file():
         return None
+    # A run killed mid-commit leaves a hot journal that only a writable connection rolls back (SQLite's own
+    # recovery); read-only, the store would look missing until someone re-indexed it.
+    hot_journal = path.with_name(path.name + "-journal").exists()
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = sqlite3.connect(path if hot_journal else f"file:{path}?mode=ro", uri=not hot_journal)
         try:
             meta = dict(conn.execute("SELECT key, value FROM meta"))
             documents = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
