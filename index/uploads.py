@@ -111,7 +111,11 @@ def clean_name(name: str, keep_folders: bool = False) -> str:
 
 
 def _collection_corpus(settings: Settings, name: str) -> str:
-    found = _read_store(collection_dir(settings.index_dir, name))
+    index_dir = collection_dir(settings.index_dir, name)
+    found = _read_store(index_dir)
+    if found is None and (index_dir / "index.sqlite").is_file():
+        # Unreadable is not "made from uploads": writing into it could replace a folder collection's index.
+        raise UsageError(f"collection {name!r} cannot be read: run `qa index --collection {name}` to repair it")
     return found[0].get("corpus", "") if found else ""
 
 
