@@ -213,6 +213,20 @@ def _chroma_client(host: str | None, port: int, path: str):
         raise QAError(f"Cannot open the Chroma store at {where}: {exc}") from exc
 
 
+def close_chroma(settings: Settings) -> None:
+    """Stop the local Chroma client of one index folder: its threads and open files (chromadb keeps a system per
+    path for the life of the process otherwise). The next open_chroma of that folder starts a fresh one."""
+    if settings.chroma_host:
+        return
+    from chromadb.api.client import SharedSystemClient
+
+    with _CHROMA_LOCK:
+        _chroma_client.cache_clear()  # the others' systems stay in chromadb's map and are found again
+        system = SharedSystemClient._identifier_to_system.pop(str(settings.index_dir / "chroma"), None)
+    if system is not None:
+        system.stop()
+
+
 def open_collection(settings: Settings, name: str, create: bool = False):
     """The named Chroma collection (cosine space)."""
     client = open_chroma(settings)

@@ -8,9 +8,13 @@ from index.collections import (DEFAULT_COLLECTION, CollectionInfo, check_name, c
                                list_collections)
 from index.config import Settings
 from index.errors import NotFoundError
-from index.store import side_store_path
+from index.store import close_chroma, side_store_path
 
 from .engine import QA
+
+# Collections kept open besides the default: the least recently asked one is closed (each open Chroma store
+# holds a few threads and files; with a new collection per upload they grew without bound).
+MAX_OPEN_COLLECTIONS = 12
 
 
 class Library:
@@ -30,22 +34,29 @@ class Library:
         name = check_name(name or DEFAULT_COLLECTION)
         if name == DEFAULT_COLLECTION:
             return self.default
-        engine = self._engines.get(name)
-        if engine is not None and side_store_path(engine.settings.index_dir).exists():
-            return engine
         with self._lock:
-            self._engines.pop(name, None)
+            engine = self._engines.pop(name, None)
+            if engine is not None and side_store_path(engine.settings.index_dir).exists():
+                self._engines[name] = engine  # most recently asked last
+                return engine
+            if engine is not None:  # deleted under us (e.g. `qa collections delete`): its client is stale
+                close_chroma(engine.settings)
             settings = collection_settings(self.settings, name)  # NotFoundError when there is no such collection
             if not side_store_path(settings.index_dir).exists():
                 raise NotFoundError(f"No collection named {name!r}")
             engine = self._engines[name] = QA(settings, build_if_missing=False)
+            while len(self._engines) > MAX_OPEN_COLLECTIONS + 1:
+                oldest = next(n for n in self._engines if n != DEFAULT_COLLECTION)
+                close_chroma(self._engines.pop(oldest).settings)
             return engine
 
     def forget(self, name: str) -> None:
-        """Drop a collection's engine (after it was deleted or rebuilt from elsewhere)."""
+        """Drop a collection's engine (after it was deleted or rebuilt from elsewhere) and close its store."""
         if name != DEFAULT_COLLECTION:
             with self._lock:
-                self._engines.pop(name, None)
+                engine = self._engines.pop(name, None)
+            if engine is not None:
+                close_chroma(engine.settings)
 
     def collections(self) -> list[CollectionInfo]:
         return list_collections(self.settings)

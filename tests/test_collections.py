@@ -187,3 +187,34 @@ def test_browser_picker_switches_collection_and_starts_a_new_conversation(librar
             browser.close()
     finally:
         stop_server(proc)
+
+
+def test_the_server_keeps_a_bounded_number_of_collections_open(tmp_path, monkeypatch):
+    # Hostile-tester finding: every collection asked (one per upload, say) kept its Chroma store open for the
+    # life of the server: 160 collections held 864 threads and 1,826 open files.
+    from chromadb.api.client import SharedSystemClient
+
+    import qa.library as library_module
+    from index.build import build_index
+    from index.collections import collection_settings
+    from index.config import load_settings
+    from qa.engine import QA
+    from qa.library import Library
+
+    monkeypatch.setattr(library_module, "MAX_OPEN_COLLECTIONS", 2)
+    root = load_settings(corpus=SEEDS, index_dir=tmp_path / "index")
+    names = [f"c{i}" for i in range(5)]
+    for i, name in enumerate(names):
+        docs = tmp_path / name
+        docs.mkdir()
+        (docs / "note.md").write_text(f"# Note {i}\n\nThe locker code is {1000 + i}.\n", encoding="utf-8")
+        build_index(collection_settings(root, name, corpus=docs), docs)
+    library = Library(root, QA(root))
+
+    def open_stores() -> set[str]:
+        return {path for path in SharedSystemClient._identifier_to_system if path.startswith(str(tmp_path))}
+
+    for i, name in enumerate(names):
+        assert str(1000 + i) in library.get(name).ask("What is the locker code?").answer
+    assert len(open_stores()) <= 2 + 1  # the two most recent and the default
+    assert "1000" in library.get("c0").ask("What is the locker code?").answer  # closed, reopened on demand
