@@ -6,6 +6,7 @@ import io
 import os
 import random
 import stat
+import time
 import zipfile
 from pathlib import Path
 
@@ -376,3 +377,23 @@ def test_the_token_guards_the_new_routes(locked, method, path):
         assert response.status_code in (401, 403), (path, headers)
     for scheme in ("Bearer", "bearer", "BEARER"):  # RFC 9110: the scheme is case-insensitive, the token is not
         assert httpx.get(locked + "/api/conversations", headers={"Authorization": f"{scheme} secret"}).status_code == 200
+
+
+def test_the_upload_sweep_never_touches_other_apps_files(tmp_path):
+    # Hostile-tester finding: with Gradio's default upload folder (/tmp/gradio, shared by every Gradio app),
+    # one upload request deleted another app's two-hour-old file. The server now uploads into a folder of its own.
+    shared = tmp_path / "gradio" / "otherapp"
+    shared.mkdir(parents=True)
+    other = shared / "cached_output.png"
+    other.write_bytes(b"\x89PNG other app")
+    two_hours_ago = time.time() - 7200
+    os.utime(other, (two_hours_ago, two_hours_ago))
+    # Gradio's default folder is $TMPDIR/gradio; an empty GRADIO_TEMP_DIR is unset for Gradio
+    proc, url = start_server(SEEDS, tmp_path / "index", env_extra={"TMPDIR": str(tmp_path), "GRADIO_TEMP_DIR": ""})
+    try:
+        saved = httpx.post(url + "/gradio_api/upload", files={"files": ("a.md", DOC)})
+        assert saved.status_code == 200
+        assert not saved.json()[0].startswith(str(tmp_path / "gradio"))
+    finally:
+        stop_server(proc)
+    assert other.read_bytes() == b"\x89PNG other app"

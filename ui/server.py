@@ -315,5 +315,18 @@ def serve(library: Library, host: str = "127.0.0.1", port: int = 7860, allow_hos
               + ("" if token else "; set QA_TOKEN to require a token"), file=sys.stderr)
     where = f"http://{host}:{port}/" + (" (open it with ?token=QA_TOKEN)" if token else "")
     print(f"Serving the chat on {where}  (API docs: http://{host}:{port}/docs)", file=sys.stderr)
-    uvicorn.run(create_app(library, host, allow_hosts, token, collection, llms), host=host, port=port,
-                log_level="warning", server_header=False)
+    # Uploads land in a folder of this server's own: the hourly sweep of unindexed uploads deletes old files
+    # there, and Gradio's default (/tmp/gradio) is shared with every other Gradio app on the machine.
+    private = None
+    if not os.environ.get("GRADIO_TEMP_DIR"):
+        import tempfile
+
+        private = os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="grounded-qa-uploads-")
+    try:
+        uvicorn.run(create_app(library, host, allow_hosts, token, collection, llms), host=host, port=port,
+                    log_level="warning", server_header=False)
+    finally:
+        if private:
+            import shutil
+
+            shutil.rmtree(private, ignore_errors=True)
