@@ -85,6 +85,16 @@ def test_reindexing_a_collection_reuses_its_folder_and_says_when_it_moves(tmp_pa
     assert run_qa("source", "--list", "--collection", "t", index_dir=index_dir).stdout.split() == ["bus.md"]
 
 
+def _ferry_collection(tmp_path, name: str):
+    """(docs folder, index root) with a collection `name` indexed from a folder holding FERRY."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ferry.md").write_text(FERRY, encoding="utf-8")
+    index_dir = tmp_path / "index"
+    assert run_qa("index", str(docs), "--collection", name, index_dir=index_dir).returncode == 0
+    return docs, index_dir
+
+
 _KILLED_MID_COMMIT = """
 import os, signal, sqlite3, sys
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
@@ -102,11 +112,7 @@ def test_a_collection_killed_mid_commit_still_answers(tmp_path):
     import subprocess
     import sys
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "ferry.md").write_text(FERRY, encoding="utf-8")
-    index_dir = tmp_path / "index"
-    assert run_qa("index", str(docs), "--collection", "nc", index_dir=index_dir).returncode == 0
+    _, index_dir = _ferry_collection(tmp_path, "nc")
     store = index_dir / "collections" / "nc" / "index.sqlite"
     subprocess.run([sys.executable, "-c", _KILLED_MID_COMMIT, str(store)], check=False)
     assert store.with_name("index.sqlite-journal").exists()
@@ -117,11 +123,7 @@ def test_a_collection_killed_mid_commit_still_answers(tmp_path):
 
 
 def test_deleting_a_collection_removes_its_index_not_its_documents(tmp_path):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "ferry.md").write_text(FERRY, encoding="utf-8")
-    index_dir = tmp_path / "index"
-    assert run_qa("index", str(docs), "--collection", "gone", index_dir=index_dir).returncode == 0
+    docs, index_dir = _ferry_collection(tmp_path, "gone")
     deleted = run_qa("collections", "delete", "gone", index_dir=index_dir)
     assert deleted.returncode == 0 and "Deleted collection 'gone'" in deleted.stdout
     assert (docs / "ferry.md").read_text(encoding="utf-8") == FERRY
