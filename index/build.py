@@ -529,9 +529,12 @@ def _build_locked(settings: Settings, corpus: Path, rebuild: bool, progress, all
     conn.close()
 
     if report.rebuilt:
+        # Both collections are pending until the old one is dropped: a run killed on either side of the switch
+        # leaves the next run to drop the one its store does not name.
+        _set_pending_collections(index_dir, [collection_name, *([meta["collection"]] if meta.get("collection")
+                                                                  else [])])
         os.replace(work_path, store_path)  # the switch: readers reopen on the new file
     publish_vector_copy(index_dir)
-    _set_pending_collections(index_dir, [])
     if report.rebuilt:
         if meta.get("collection"):
             drop_collection(settings, meta["collection"])
@@ -541,6 +544,7 @@ def _build_locked(settings: Settings, corpus: Path, rebuild: bool, progress, all
         orphans = [i for i in collection.get(include=[])["ids"] if i not in in_store]
         for i in range(0, len(orphans), CHROMA_BATCH):
             collection.delete(ids=orphans[i:i + CHROMA_BATCH])
+    _set_pending_collections(index_dir, [])
     (index_dir / EMBED_CACHE).unlink(missing_ok=True)  # everything embedded is in the index now
     report.chunks = len(wanted)
     report.seconds = time.perf_counter() - started

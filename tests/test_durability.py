@@ -277,3 +277,29 @@ def test_the_server_recovers_when_its_index_folder_is_deleted_and_rebuilt(seed_s
             assert "GHB" in answer.json()["answer"]
     finally:
         stop_server(proc)
+
+
+def test_a_rebuild_killed_just_after_the_switch_leaves_no_old_collection(tmp_path, monkeypatch):
+    # Hostile-tester finding: killed between the store switch and dropping the old Chroma collection, a
+    # --rebuild left that collection (55 MB) for good: no later run knew of it.
+    import index.build as build_module
+    from index.config import load_settings
+    from index.store import current_meta, open_chroma, side_store_path
+
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "ferry.md").write_text("# Ferry\n\nThe ferry to Camber leaves at 9:40.\n", encoding="utf-8")
+    settings = load_settings(corpus=corpus, index_dir=tmp_path / "index")
+    build_module.build_index(settings)
+
+    def killed(*_args, **_kwargs):
+        raise SystemExit("killed after the switch")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(build_module, "drop_collection", killed)
+        with pytest.raises(SystemExit):
+            build_module.build_index(settings, rebuild=True)
+    build_module.build_index(settings)  # the next run, as after a restart
+    live = current_meta(side_store_path(settings.index_dir))["collection"]
+    names = {c.name if hasattr(c, "name") else c for c in open_chroma(settings).list_collections()}
+    assert names == {live}
