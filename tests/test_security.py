@@ -99,12 +99,13 @@ def test_a_second_host_header_or_a_foreign_forwarded_host_is_refused(hostile):
     ("/gradio_api/queue/join", {"data": ["hi"], "fn_index": -1, "session_hash": "abcdefgh"}),
     ("/gradio_api/run/nope", {"data": ["hi"]}),
     ("/gradio_api/call/v2/chat", {"data": ["hi"]}),
+    ("/gradio_api/run/chat", {"data": ["q", 5, "hybrid"]}),  # too few inputs: Gradio's 500 listed its objects
 ])
 def test_malformed_gradio_calls_get_one_json_line_not_a_traceback(hostile, path, body):
     response = httpx.post(hostile[0] + path, json=body)
     assert response.status_code >= 400 and response.headers["content-type"].startswith("application/json")
-    assert list(response.json()) == ["error"] and "\n" not in response.json()["error"]
-    assert "Traceback" not in response.text and "File \"" not in response.text
+    assert "error" in response.json() and "\n" not in response.json()["error"]
+    assert "Traceback" not in response.text and "File \"" not in response.text and " at 0x" not in response.text
 
 
 @pytest.mark.parametrize("path", ["/gradio_api/queue/data", "/gradio_api/queue/join"])

@@ -103,6 +103,12 @@ def validation_line(error: dict) -> str:
     return f"{where or 'body'}: {error.get('msg', 'invalid request')}"
 
 
+def _first_line(message: str) -> str:
+    """A Gradio error's first line, without the object addresses Python prints."""
+    line = next((part.strip() for part in message.splitlines() if part.strip()), "the call failed")
+    return re.sub(r"<[^<>]* object at 0x[0-9a-fA-F]+>", "<object>", line)[:300]
+
+
 def _detail_line(detail, status: int, path: str) -> str:
     """One line from a {"detail": ...} body: a string as it is, a validation error list as its first message."""
     if status == 404 and detail in ("Not Found", None):
@@ -377,7 +383,8 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = dict(message.get("headers", []))
                 json_body = headers.get(b"content-type", b"").startswith(b"application/json")
-                if 400 <= message["status"] < 500 and json_body:
+                if json_body and (400 <= message["status"] < 500
+                                  or (message["status"] >= 500 and path.startswith(GRADIO_API))):
                     held = {"start": message, "body": []}
                     return None
                 if message["status"] >= 500 and not json_body and path.startswith(GRADIO_API):
@@ -396,6 +403,9 @@ class SecurityHeaders:
                 # Gradio and Starlette answer {"detail": ...}; every JSON error here is {"error": "one line"}.
                 if isinstance(body, dict) and "error" not in body and "detail" in body:
                     return await send_json(send, status, {"error": _detail_line(body["detail"], status, path)}, extra)
+                if isinstance(body, dict) and status >= 500 and isinstance(body.get("error"), str):
+                    # Gradio's 500s on a malformed call spell out its inputs, memory addresses included.
+                    return await send_json(send, status, {**body, "error": _first_line(body["error"])}, extra)
                 await send(with_extra(held["start"]))
                 return await send({"type": "http.response.body", "body": raw})
             await send(message)
