@@ -150,7 +150,9 @@ def candidates(spec: QuestionSpec, passages: list[Passage], weights: dict[str, f
                         cov, own[i], max(neighbours, default=0.0), float(bool(spec.answer_type)), float(bool(values)),
                         _names_share(spec.names, text), names_context, float(has_head), math.log1p(len(text)) / 6,
                         float(bool(_PRONOUN_START.match(text)))]
-            kind_match = tuple(a * h for a, h in zip(asked, kinds_in(text, spec.text)))
+            # matches[i] is this sentence's; a pronoun's antecedent, brought in above, is read as well
+            kind_match = matches[i] if text == passage.text[s:e] else tuple(
+                a * h for a, h in zip(asked, kinds_in(text, spec.text)))
             novel = sentence_terms[i] - question_terms
             extra = [len(novel) / max(len(sentence_terms[i]), 1), heading_coverage, max(kind_match, default=0.0),
                      max((max(matches[j]) for j in (i - 1, i + 1) if 0 <= j < len(spans)), default=0.0)]

@@ -41,9 +41,9 @@ _SOFT_RULES = {
     "number": re.compile(r"\bhow (many|much|old|far|often|big|large|small|long)\b|\b(what|which) (number|age|percentage|"
                          r"amount|share|proportion|fraction|ratio|size|limit|cap|maximum|minimum|count|rate|price|"
                          r"cost|level|depth|length)\b|\bnumber of\b|\bhow (few|high|low)\b", re.IGNORECASE),
-    "date": re.compile(r"^\s*when\b|\bwhat (year|month|date|day|time)\b|\bwhich (years?|months?|"
-                                           r"days?|dates?)\b|\bby when\b|\bwhen (did|was|were|is|will|does|do)\b|"
-                                           r"\bsince when\b|\buntil when\b", re.IGNORECASE),
+    "date": re.compile(r"^\s*when\b|\bwhat (year|month|date|day|time)\b|\bwhich (years?|months?|days?|dates?)\b|"
+                       r"\bby when\b|\bwhen (did|was|were|is|will|does|do)\b|\bsince when\b|\buntil when\b",
+                       re.IGNORECASE),
     "duration": re.compile(r"\bhow long\b|\b(what|which) (period|interval|delay|duration|timeout|span|length of "
                            r"time)\b|\bafter how\b|\bhow (soon|quickly)\b|\bhow many (seconds|minutes|hours|days|"
                            r"weeks|months|years)\b", re.IGNORECASE),
