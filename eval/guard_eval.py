@@ -159,16 +159,16 @@ def split_labels() -> None:
     import hashlib
     import random
 
-    rows = [line for path in LABEL_FILES if path.exists()
-            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    keys = sorted({(json.loads(line).get("model", ""), json.loads(line)["id"]) for line in rows})
+    lines = [line for path in LABEL_FILES if path.exists()
+             for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    key_of = {line: (row.get("model", ""), row["id"]) for line in lines for row in [json.loads(line)]}
+    keys = sorted(set(key_of.values()))
     random.Random(20261201).shuffle(keys)
     test_keys = set(keys[: len(keys) // 2])
     GUARD_SPLITS.mkdir(exist_ok=True)
     parts = {"fit": [], "test": []}
-    for line in rows:
-        row = json.loads(line)
-        parts["test" if (row.get("model", ""), row["id"]) in test_keys else "fit"].append(line)
+    for line in lines:
+        parts["test" if key_of[line] in test_keys else "fit"].append(line)
     for name, lines in parts.items():
         path = GUARD_SPLITS / f"{name}.jsonl"
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -23,17 +23,20 @@ EXTRA_DEV_SHARE = 0.35
 TRIVIAL_ANSWERS = {"first", "no", "yes", "one", "$"}  # occur almost anywhere: they would label any sentence right
 
 
-def split_items(lines: list[str], rng: random.Random) -> dict[str, list[str]]:
-    """Stratified by answerable, so each split keeps the set's share of near-miss unanswerables."""
-    out = {"train": [], "dev": [], "test": []}
+def split_items(lines: list[str], rng: random.Random, shares: dict[str, float] = SHARES,
+                rest: str = "test") -> dict[str, list[str]]:
+    """Stratified by answerable, so each split keeps the set's share of near-miss unanswerables: each of
+    `shares` takes its share of a shuffled group in turn, `rest` what is left."""
+    out = {name: [] for name in [*shares, rest]}
     for answerable in (True, False):
         group = [line for line in lines if json.loads(line)["answerable"] is answerable]
         rng.shuffle(group)
-        n_train = round(SHARES["train"] * len(group))
-        n_dev = round(SHARES["dev"] * len(group))
-        out["train"] += group[:n_train]
-        out["dev"] += group[n_train:n_train + n_dev]
-        out["test"] += group[n_train + n_dev:]
+        taken = 0
+        for name, share in shares.items():
+            n = round(share * len(group))
+            out[name] += group[taken:taken + n]
+            taken += n
+        out[rest] += group[taken:]
     order = {line: i for i, line in enumerate(lines)}
     return {name: sorted(part, key=order.__getitem__) for name, part in out.items()}
 
@@ -57,22 +60,16 @@ def split_extra() -> None:
     for path in sorted((BLIND / "extra").glob("*.jsonl")):
         items = []
         for line in path.read_text(encoding="utf-8").splitlines():
-            item = json.loads(line) if line.strip() else None
-            if item is None:
+            if not line.strip():
                 continue
+            item = json.loads(line)
             item["answers"] = [a for a in item["answers"] if a.lower() not in TRIVIAL_ANSWERS]
             if item["answers"] or not item["answerable"]:
                 items.append(json.dumps(item, ensure_ascii=False))
-        parts = {"train": [], "dev": []}
-        for answerable in (True, False):
-            group = [line for line in items if json.loads(line)["answerable"] is answerable]
-            rng.shuffle(group)
-            n_dev = round(EXTRA_DEV_SHARE * len(group))
-            parts["dev"] += group[:n_dev]
-            parts["train"] += group[n_dev:]
+        parts = split_items(items, rng, {"dev": EXTRA_DEV_SHARE}, rest="train")
         for split, part in parts.items():
             out = target / f"{path.stem}-extra.{split}.jsonl"
-            out.write_text("\n".join(sorted(part, key=items.index)) + "\n", encoding="utf-8")
+            out.write_text("\n".join(part) + "\n", encoding="utf-8")
             print(f"{out.relative_to(BLIND.parent)}  {len(part)} items")
 
 
