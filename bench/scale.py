@@ -41,11 +41,10 @@ OUT = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
 TEXT_NAMES = re.compile(r"(readme|news|faq|changelog|changes|history|todo|authors|thanks|install|usage|"
                         r"\.txt$|\.md$|\.rst$|\.html?$)", re.I)
-CHARS_PER_CHUNK = 180  # measured on this kind of text: used only to decide how much to copy
 
 
-def real_documents(limit_bytes: int) -> list[tuple[str, bytes]]:
-    """(name, bytes) of real text documents on this machine, largest variety first, up to limit_bytes."""
+def real_documents() -> list[tuple[str, bytes]]:
+    """(name, bytes) of every real text document on this machine, in a fixed shuffled order."""
     roots = [Path("/usr/share/doc"), ROOT / ".venv/lib/python3.11/site-packages"]
     found = []
     for root in roots:
@@ -66,13 +65,7 @@ def real_documents(limit_bytes: int) -> list[tuple[str, bytes]]:
                 found.append((f"{path.relative_to(root).parent.as_posix().replace('/', '_')}_{Path(name).stem}"
                               f"{suffix}", data))
     random.Random(3).shuffle(found)
-    out, total = [], 0
-    for name, data in found:
-        if total >= limit_bytes:
-            break
-        out.append((name, data))
-        total += len(data)
-    return out
+    return found
 
 
 PLACES = ["Arden", "Bexley", "Corran", "Dunmore", "Elstow", "Farrow", "Glenby", "Harlow", "Ilsworth", "Jarrow"]
@@ -98,10 +91,21 @@ def planted_facts(n: int) -> tuple[list[tuple[str, str]], list[dict]]:
 
 
 def build_corpus(folder: Path, chunks: int, n_planted: int = 50) -> tuple[int, list[dict]]:
+    """Real documents copied until the indexer's own chunker counts `chunks` chunks (a fixed characters-per-chunk
+    guess overshot: this text averages 100-140 characters a chunk depending on the mix), then the planted facts."""
+    from index.chunk import chunk_document
+    from index.load import Document, read_document
+
     folder.mkdir(parents=True)
-    total = 0
-    for name, data in real_documents(chunks * CHARS_PER_CHUNK):
+    total = counted = 0
+    for name, data in real_documents():
+        if counted >= chunks:
+            break
         (folder / name).write_bytes(data)
+        document, _ = read_document(folder / name, name)
+        if not isinstance(document, Document):  # the indexer skips it too (say, a page without text)
+            continue
+        counted += len(chunk_document(document))
         total += len(data)
     docs, questions = planted_facts(n_planted)
     for name, text in docs:
