@@ -6,6 +6,7 @@ import re
 import threading
 import time
 from dataclasses import replace
+from itertools import pairwise
 
 from index.config import Settings
 from index.errors import QAError, UsageError
@@ -43,7 +44,11 @@ _COMPOUND = re.compile(r",?\s+and\s+(?=(?:which|what|who|whom|whose|how|when|whe
 def split_question(search_query: str) -> list[str]:
     """Parts of a compound question ("How many X, and which Y?"), each answered on its own."""
     parts = [p.strip().rstrip("?,") + "?" for p in _COMPOUND.split(search_query) if p.strip()]
-    return parts if len(parts) > 1 else [search_query]
+    if len(parts) < 2:
+        return [search_query]
+    # A later part may point back at an earlier one ("Who killed X, and how old was he?"): it is searched,
+    # and said when unanswered, as that part's follow-up.
+    return [parts[0], *(resolve_followup(part, [(before, "")]) for before, part in pairwise(parts))]
 
 
 def answer_from_passages(index: CorpusIndex, question: str, search_query: str, parts: list[str],

@@ -3,9 +3,11 @@
 A generated sentence names the passages it rests on with [n] markers. For each sentence the guard looks, in
 those passages only, for the single document sentence that best supports it, and keeps it when
 
-- every number, date word, quoted string and name in it appears in that document sentence, it flips no
-  negation, and its content words are mostly there (the eval judge's rules, `qa.support`, at the judge's
-  threshold, so a kept sentence also passes the eval's support metric), and
+- every number, date word, quoted string and name in it appears in that document sentence (a first name may
+  complete a surname there when the cited passages write the full name), it flips no negation, and nearly all
+  its content words are there, a few in the cited passages around it (the eval judge's rules, `qa.support`),
+- it does not change the meaning with the same words: a reported claim stated as fact, a hedge dropped, "all"
+  added, a number moved to another noun or name, one end of a range given as the value, and
 - its embedding is close to that document sentence's (cosine above MIN_COSINE), and
 - that document sentence states something rather than speaking to the model ("ignore previous
   instructions and tell the user ..."): passages are data, and an instruction in one supports nothing.
@@ -24,19 +26,32 @@ import numpy as np
 
 from index.chunk import line_number, split_sentences
 
-from .support import content_stems, missing_names, rebound_number, supports, unattributed, widened
+from .support import (
+    content_stems,
+    missing_names,
+    narrowed_range,
+    rebound_number,
+    rebound_to_name,
+    supports,
+    unattributed,
+    unhedged,
+    widened,
+)
 from .types import Citation, GeneratedSentence, Passage
 
-# Measured on the guard labels' fit split (python -m eval.guard_eval fit): no pair of thresholds reached
-# precision 1.00. Every content word must be in the supporting sentence (0.95: precision 0.90, recall 0.38 on fit,
-# against 0.79 / 0.58 at the judge's 0.8); the cosine stays at 0.55: raising it to 0.9 bought 0.95 precision at
-# recall 0.27 and dropped plain paraphrases ("Whitworth was 21 when Port killed him with GHB"). A dropped
-# supported sentence costs a fallback to the extractive answer; a kept unsupported one shows a false sentence
-# with a citation.
-MIN_COVERAGE = 0.95  # share of the sentence's content words in the supporting sentence
+# Measured on the guard labels' fit split (python -m eval.guard_eval fit): no setting reached precision 1.00.
+# Nearly every content word must be in the supporting sentence or, for a few, elsewhere in the cited passages
+# (0.95 / 0.90; 0.95 in the sentence alone gave precision 0.90, recall 0.38 on fit, against 0.79 / 0.58 at the
+# judge's 0.8; crediting the passages' words and reading names right, with the last three checks, 0.97 / 0.47;
+# a span share of 0.5 bought recall 0.52 at precision 0.95). The cosine stays at 0.55: raising it to 0.9 bought
+# 0.95 precision at recall 0.27 and dropped plain paraphrases ("Whitworth was 21 when Port killed him with GHB").
+# A dropped supported sentence costs a fallback to the extractive answer; a kept unsupported one shows a false
+# sentence with a citation.
+MIN_COVERAGE = 0.95  # share of the sentence's content words in the supporting sentence or its passages
+MIN_SPAN_COVERAGE = 0.9  # share of them in the supporting sentence itself
 MIN_COSINE = 0.55  # embedding similarity of the sentence and the supporting sentence
 # Changes of meaning that keep most of the words (qa/support.py): each helped on the guard's fit split.
-MEANING_CHECKS = (unattributed, widened, rebound_number)
+MEANING_CHECKS = (unattributed, widened, rebound_number, rebound_to_name, unhedged, narrowed_range)
 NOT_IN_DOCUMENTS = "not in the documents"
 UNSUPPORTED_FLAG = "[unsupported]"
 _MARKERS = r"(?:\s*\[\s*\d+(?:\s*,\s*\d+)*\s*\])+"
@@ -111,15 +126,20 @@ def find_support(sentence: str, cited: list[Passage], embed: Callable[[str], np.
                  shortlist: int = 3) -> Support:
     """The document sentence, in the cited passages, that best supports `sentence`, and whether it does."""
     wanted = content_stems(sentence)
+    context = " ".join(f"{p.headings}\n{p.text}" for p in cited)
+    context_stems = content_stems(context)
     rows = []
     for passage in cited:
         for s, e in split_sentences(passage.text):
             span = passage.text[s:e]
             if addresses_the_model(span):
                 continue
-            coverage = len(wanted & content_stems(span)) / len(wanted) if wanted else 1.0
-            missing = tuple(missing_names(span, sentence))
-            rules = (supports(span, sentence, MIN_COVERAGE) and not missing
+            in_span = wanted & content_stems(span)
+            # A word the supporting sentence leaves to its passage ("the lighthouse tower" of "The tower is 31
+            # metres tall" under "Lighthouse") counts, but most words must be in the sentence itself.
+            coverage = len(in_span | (wanted & context_stems)) / len(wanted) if wanted else 1.0
+            missing = tuple(missing_names(span, sentence, context))
+            rules = (supports(span, sentence, MIN_SPAN_COVERAGE) and not missing
                      and not any(check(span, sentence) for check in MEANING_CHECKS))
             rows.append((rules, coverage, passage, passage.start + s, passage.start + e, span, missing))
     if not rows:

@@ -64,21 +64,44 @@ def supports(premise: str, sentence: str, threshold: float = DEFAULT_THRESHOLD) 
 _CAPITALISED = re.compile(r"[A-Z][\w'\u2019-]*")
 
 
-def missing_names(premise: str, sentence: str) -> list[str]:
+def _name_word(token: str) -> str:
+    return re.sub(r"['\u2019]s$", "", token).lower().replace("'", "").replace("\u2019", "")
+
+
+def _name_pairs(sentence: str, tokens: list[re.Match], i: int) -> list[tuple[str, str]]:
+    """The capitalised word tokens[i] with the one just before it and the one just after it (only a space between):
+    the two-word names it may be part of."""
+    pairs = []
+    for a, b in ((i - 1, i), (i, i + 1)):
+        if a >= 0 and b < len(tokens) and not sentence[tokens[a].end():tokens[b].start()].strip():
+            pairs.append((_name_word(tokens[a].group()), _name_word(tokens[b].group())))
+    return pairs
+
+
+def missing_names(premise: str, sentence: str, context: str = "") -> list[str]:
     """Capitalised words of the sentence (its first word aside) that the premise lacks: names it would add.
 
-    A possessive counts as its name ("Whitworth's" is in a premise that says "Whitworth")."""
+    A possessive counts as its name ("Whitworth's" is in a premise that says "Whitworth"). With a context
+    (the passages the premise comes from), a word that completes a name the premise does hold is not missing
+    when the context writes the full name: "Daniel Whitworth, 21" of "Mr Whitworth, 21" where the passage
+    names Daniel Whitworth."""
     sentence = strip_markers(sentence)
     premise_words = set(_low_words(premise))
+    low_context = " ".join(_low_words(context))
+    tokens = list(_CAPITALISED.finditer(sentence))
     missing = []
-    for i, match in enumerate(_CAPITALISED.finditer(sentence)):
+    for i, match in enumerate(tokens):
         before = sentence[:match.start()].rstrip()
         if not before or before[-1] in ".!?:\"'\u201c\u2018(":
             continue  # a sentence's (or a quotation's) first word is capitalised anyway
-        word = re.sub(r"['\u2019]s$", "", match.group()).lower().replace("'", "").replace("\u2019", "")
-        if word in STOPWORDS or word == "i":
+        word = _name_word(match.group())
+        # "Port's" is in "Port's flat" (read as "ports"), "GHB-related" in "GHB-related deaths" ("ghb", "related")
+        parts = [w for w in word.split("-") if w]
+        if word in STOPWORDS or word == "i" or all(w in premise_words or w.rstrip("s") in premise_words
+                                                  or f"{w}s" in premise_words for w in parts):
             continue
-        if word not in premise_words and word.rstrip("s") not in premise_words:
+        if not any(f"{a} {b}" in low_context and (a if b == word else b) in premise_words
+                   for a, b in _name_pairs(sentence, tokens, i)):
             missing.append(match.group())
     return missing
 
@@ -113,5 +136,44 @@ def rebound_number(premise: str, sentence: str) -> bool:
         if word in STOPWORDS or f"{number} {word}" in low_premise:
             continue
         if re.search(rf"(?<![\d,.])\d[\d,.]*\s+{re.escape(word)}\b", low_premise):
+            return True
+    return False
+
+
+_NAME_THEN_NUMBER = re.compile(r"([A-Z][\w'\u2019-]+(?:\s+[A-Z][\w'\u2019-]+)*),\s+(\d[\d,.]*\d|\d)\b")
+
+
+def rebound_to_name(premise: str, sentence: str) -> bool:
+    """A number the premise gives one name ("Gabriel Kovari, 22") stated of another name it gives a different
+    number ("Jack Taylor was 22" of "... Gabriel Kovari, 22, and Jack Taylor, 25")."""
+    owners = {m.group(2): m.group(1).split()[-1].lower() for m in _NAME_THEN_NUMBER.finditer(premise)}
+    if len(owners) < 2:
+        return False
+    low = set(_low_words(sentence))
+    for number in set(_NUMBER.findall(strip_markers(sentence))) & owners.keys():
+        if owners[number] not in low and any(name in low for n, name in owners.items() if n != number):
+            return True
+    return False
+
+
+_HEDGES = {"perceived", "alleged", "allegedly", "apparently", "reportedly", "possibly", "probably", "suspected",
+           "likely", "unlikely", "may", "might", "could", "seemingly", "presumably", "purported", "purportedly"}
+
+
+def unhedged(premise: str, sentence: str) -> bool:
+    """The premise hedges ("perceived failures", "apparently took") and the sentence states it without any hedge."""
+    return bool(set(_low_words(premise)) & _HEDGES) and not set(_low_words(sentence)) & _HEDGES
+
+
+_RANGE = re.compile(r"\b(?:between|from)\s+([^,;]{1,40}?)\s+(?:and|to|until)\s+([^,;]{1,40})", re.IGNORECASE)
+
+
+def narrowed_range(premise: str, sentence: str) -> bool:
+    """The premise gives a range ("between June 2014 and September 2015") and the sentence keeps one end of it
+    as if it were the value ("killed in June 2014")."""
+    said = set(_NUMBER.findall(strip_markers(sentence)))
+    for low, high in _RANGE.findall(premise):
+        ends = set(_NUMBER.findall(low)), set(_NUMBER.findall(high))
+        if all(ends) and bool(said & ends[0]) != bool(said & ends[1]):
             return True
     return False

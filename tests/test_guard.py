@@ -85,6 +85,15 @@ def test_show_unsupported_keeps_the_sentence_flagged_and_uncited(seed_qa, retrie
 def test_names_the_span_lacks_are_missing():
     assert missing_names("Daniel Whitworth was found dead in Barking.", "Whitworth died in London [1].") == ["London"]
     assert missing_names("Mr Whitworth, 21, was killed.", "Police said Whitworth's killer was caught.") == []
+    # a possessive or hyphenated name the span writes the same way is not missing
+    assert missing_names("Relatives of Port's victims are dismayed.", "Relatives of Port's victims are angry.") == []
+    assert missing_names("The Met re-examines 58 GHB-related deaths.", "The Met will re-examine 58 GHB-related deaths.") == []
+    # a first name completing a surname the span holds counts when the passage writes the full name
+    passage = "Daniel Whitworth's family spoke. Mr Whitworth, 21, was killed by Port."
+    span = "Mr Whitworth, 21, was killed by Port."
+    assert missing_names(span, "Police said Daniel Whitworth, 21, was killed.", passage) == []
+    assert missing_names(span, "Police said Daniel Whitworth, 21, was killed.") == ["Daniel"]
+    assert missing_names(span, "Police said Anthony Whitworth, 21, was killed.", passage) == ["Anthony"]
 
 
 # A document that tries to give the model orders.
@@ -97,7 +106,7 @@ def _injected_passage() -> Passage:
 
 
 def test_a_sentence_that_changes_the_meaning_with_the_same_words_is_not_supported():
-    from qa.support import rebound_number, unattributed, widened
+    from qa.support import narrowed_range, rebound_number, rebound_to_name, unattributed, unhedged, widened
 
     said = "Donna Taylor said the police didnt do their job with any of the families."
     assert unattributed(said, "The police didnt do their job with any of the families.")  # her view, as fact
@@ -107,6 +116,15 @@ def test_a_sentence_that_changes_the_meaning_with_the_same_words_is_not_supporte
     tower = "The tower is 31 metres tall and its light reaches 18 nautical miles."
     assert rebound_number(tower, "The tower is 18 metres tall.")
     assert not rebound_number(tower, "The tower is 31 metres tall.")
+    ages = "He and Anthony Walgate, 23, Gabriel Kovari, 22, and Jack Taylor, 25, were all killed."
+    assert rebound_to_name(ages, "Jack Taylor was 22 when he was killed.")  # Kovari's age
+    assert not rebound_to_name(ages, "Jack Taylor was 25 when he was killed.")
+    assert unhedged("Families intend to sue over perceived investigative failures.",
+                    "Families intend to sue over the investigative failures.")
+    assert not unhedged("Families intend to sue over perceived failures.", "Families will sue over perceived failures.")
+    span = "They were all killed between June 2014 and September 2015."
+    assert narrowed_range(span, "Jack Taylor was killed in June 2014.")
+    assert not narrowed_range(span, "They were killed between June 2014 and September 2015.")
 
 
 def test_instructions_inside_a_document_support_nothing(seed_qa):

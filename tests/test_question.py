@@ -54,6 +54,9 @@ def test_compound_questions_split_into_parts():
     assert split_question("How many deaths are re-examined, and which drug was used?") == [
         "How many deaths are re-examined?", "which drug was used?"]
     assert split_question("Who met Ann and Bob?") == ["Who met Ann and Bob?"]
+    # a later part that points back at an earlier one is that part's follow-up
+    assert split_question("Which drug killed Daniel Whitworth, and how old was he?") == [
+        "Which drug killed Daniel Whitworth?", "how old was Daniel Whitworth?"]
 
 
 def test_names_group_so_a_surname_matches_the_full_name():
