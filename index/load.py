@@ -68,6 +68,8 @@ def read_document(path: Path, source: str) -> tuple[Document | Skipped, list[Ski
         return Skipped(source, f"not UTF-8 (byte {exc.start})"), []
     except Unreadable as exc:
         return Skipped(source, str(exc)), []
+    except Exception as exc:  # noqa: BLE001 -- a parser library failing on one odd file must not stop the others
+        return Skipped(source, f"could not be read ({type(exc).__name__})"), []
     if not parsed.text.strip() or not any(b.kind != "heading" for b in parsed.blocks):
         return Skipped(source, "empty"), []
     document = Document(source=source, doc_hash=hashlib.sha256(data).hexdigest(), text=parsed.text,

@@ -1,6 +1,7 @@
 """Each format from real files made here: canonical text, blocks, heading paths, pages, broken files skipped."""
 
 import io
+import zipfile
 
 import pytest
 
@@ -120,8 +121,21 @@ def test_docx_paragraphs_headings_and_tables(tmp_path):
     ("fake.docx", b"PK\x03\x04 this is not a real zip", "not a valid .docx"),
     ("words.docx", b"plain words, not a zip at all", "not a valid .docx"),
     ("blank.md", b"# Just a heading\n", "empty"),
+    ("broken-xml.docx", "broken-xml", "not a valid .docx"),  # a real package whose document.xml stops midway
+    ("nested.html", b"<html><body>" + b"<div>" * 5000 + b"deep" + b"</div>" * 5000 + b"</body></html>",
+     "HTML nested more than"),  # the parser takes seconds to minutes on this; the loader never calls it
 ])
 def test_broken_files_are_skipped_with_a_warning_naming_them(tmp_path, name, data, reason):
+    if data == "broken-xml":
+        import docx
+
+        docx.Document().save(tmp_path / "whole.docx")
+        with zipfile.ZipFile(tmp_path / "whole.docx") as whole, zipfile.ZipFile(tmp_path / name, "w") as broken:
+            for item in whole.infolist():
+                part = whole.read(item)
+                broken.writestr(item, part[:len(part) // 2] if item.filename == "word/document.xml" else part)
+        data = (tmp_path / name).read_bytes()
+        (tmp_path / "whole.docx").unlink()
     if data is None:
         from fpdf import FPDF
 
@@ -160,3 +174,23 @@ def test_qa_answers_from_a_pdf_with_its_page(tmp_path):
     assert "Ines Carvalho" in answer["answer"] and citation["page"] == 2
     source = run_qa("source", "harbour.pdf", index_dir=tmp_path / "idx").stdout
     assert source[citation["start"]:citation["end"]] == citation["text"]
+
+
+def test_a_parser_failing_on_one_file_skips_that_file_only(tmp_path, monkeypatch):
+    """A parser library's own bug on an odd file (simulated: we cannot make one fail on demand) costs that file,
+    with a warning naming it, not the run."""
+    import index.load
+
+    real_parse = index.load.parse
+
+    def parse(suffix, data):
+        if data.startswith(b"odd"):
+            raise RecursionError("maximum recursion depth exceeded")
+        return real_parse(suffix, data)
+
+    monkeypatch.setattr(index.load, "parse", parse)
+    (tmp_path / "odd.txt").write_bytes(b"odd file")
+    (tmp_path / "good.txt").write_text("A fine sentence.", encoding="utf-8")
+    docs, skipped = load_corpus(tmp_path)
+    assert [d.source for d in docs] == ["good.txt"]
+    assert [(s.path, s.reason) for s in skipped] == [("odd.txt", "could not be read (RecursionError)")]

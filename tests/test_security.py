@@ -78,7 +78,7 @@ def test_no_spelling_of_the_file_routes_serves_an_upload(hostile):
         assert progress.status_code != 403  # the upload button's progress events carry no file
 
 
-def test_a_second_host_header_or_a_foreign_forwarded_host_is_refused(hostile):
+def test_a_second_host_or_origin_header_or_a_foreign_forwarded_host_is_refused(hostile):
     url = hostile[0]
     port = url.rsplit(":", 1)[1]
     import socket
@@ -92,6 +92,12 @@ def test_a_second_host_header_or_a_foreign_forwarded_host_is_refused(hostile):
         forwarded = client.get(url + "/config", headers={"X-Forwarded-Host": "evil.example"})
         assert forwarded.status_code == 400 and "--allow-host" in forwarded.json()["error"]
         assert client.get(url + "/config", headers={"X-Forwarded-Host": f"localhost:{port}"}).status_code == 200
+    with socket.create_connection(("127.0.0.1", int(port))) as raw:  # nor two Origin headers, whichever is read
+        raw.sendall(f"POST /api/ask HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://evil.example\r\n"
+                    f"Origin: http://127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+                    "Connection: close\r\n\r\n{}".encode())
+        reply = b"".join(iter(lambda: raw.recv(65536), b"")).decode()
+    assert reply.startswith("HTTP/1.1 403") and "cross-origin" in reply
 
 
 @pytest.mark.parametrize("path, body", [
@@ -181,7 +187,10 @@ def test_wrong_methods_and_routes_get_json_errors(hostile, method, path, status)
 def test_invalid_utf8_body_is_a_json_error(hostile):
     response = httpx.post(hostile[0] + "/api/ask", content=b'{"question": "\xff\xfe"}',
                           headers={"content-type": "application/json"})
-    assert response.status_code in (400, 422) and "error" in response.json()
+    assert response.status_code == 422 and "not valid JSON" in response.json()["error"]
+    deep = httpx.post(hostile[0] + "/api/ask", content=b'{"question": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+                      headers={"content-type": "application/json"})
+    assert deep.status_code == 422 and "not valid JSON" in deep.json()["error"]
     truncated = httpx.post(hostile[0] + "/api/ask", content=b'{"question": "Who',
                            headers={"content-type": "application/json"})
     assert truncated.status_code == 422 and truncated.json() == {

@@ -27,6 +27,7 @@ def start_server(corpus: Path, index_dir: Path, args: tuple[str, ...] = (), env_
     port = _free_port()
     env = {**os.environ, "QA_CORPUS": str(corpus), "QA_INDEX_DIR": str(index_dir), "HF_HUB_OFFLINE": "1",
            "GRADIO_ANALYTICS_ENABLED": "False", **(env_extra or {})}
+    env = {k: v for k, v in env.items() if v is not None}  # env_extra may unset a variable with None
     proc = subprocess.Popen([sys.executable, "-m", "qa", "serve", "--port", str(port), *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
@@ -58,6 +59,28 @@ def server(seed_settings):
     proc, url = start_server(SEEDS, seed_settings.index_dir)
     yield url
     stop_server(proc)
+
+
+def test_the_server_looks_up_no_host_but_its_own(tmp_path, seed_settings):
+    """Offline by design: starting `qa serve` and opening the chat resolves no outside name (Gradio would look
+    up api.gradio.app and huggingface.co for its version check and analytics)."""
+    spy, log = tmp_path / "spy", tmp_path / "lookups.txt"
+    spy.mkdir()
+    (spy / "sitecustomize.py").write_text(
+        "import socket\n_lookup = socket.getaddrinfo\n"
+        "def _logged(host, *args, **kwargs):\n"
+        f"    with open({str(log)!r}, 'a') as f:\n        f.write(f'{{host}}\\n')\n"
+        "    return _lookup(host, *args, **kwargs)\n"
+        "socket.getaddrinfo = _logged\n")
+    proc, url = start_server(SEEDS, seed_settings.index_dir,
+                             env_extra={"PYTHONPATH": str(spy), "GRADIO_ANALYTICS_ENABLED": None})
+    try:
+        assert httpx.get(url + "/", timeout=30).status_code == 200
+        time.sleep(3)  # Gradio's checks run on threads of their own after the start
+    finally:
+        stop_server(proc)
+    looked_up = set(log.read_text().split()) if log.exists() else set()
+    assert looked_up <= {"127.0.0.1", "localhost", "::1"}, looked_up
 
 
 def test_healthz(server):

@@ -245,3 +245,21 @@ def test_a_collection_folder_that_is_a_link_is_never_written_to_or_deleted_from(
     assert sorted(p.name for p in elsewhere.iterdir()) == sorted(["notes.txt", "holiday.jpg"]
                                                                   + (["files"] if linked == "collection" else []))
     assert (elsewhere / "notes.txt").read_text() == "my notes\n"
+
+
+def test_a_docx_with_broken_xml_is_skipped_and_the_collection_takes_more(root, tmp_path):
+    """A real package whose document.xml stops midway once failed the whole upload, stayed in the uploads
+    folder and failed every later upload to the collection (hostile tester, high)."""
+    import docx
+
+    docx.Document().save(tmp_path / "whole.docx")
+    parts = io.BytesIO()
+    with zipfile.ZipFile(tmp_path / "whole.docx") as whole, zipfile.ZipFile(parts, "w") as broken:
+        for item in whole.infolist():
+            part = whole.read(item)
+            broken.writestr(item, part[:len(part) // 2] if item.filename == "word/document.xml" else part)
+    _, report = add_files(root, "harbour", [("broken.docx", parts.getvalue()), ("ferry.md", FERRY.encode())])
+    assert [(s.path, s.reason.startswith("not a valid .docx")) for s in report.skipped] == [("broken.docx", True)]
+    assert sorted(p.name for p in uploads_dir(root.index_dir, "harbour").iterdir()) == ["ferry.md"]
+    _, report = add_files(root, "harbour", [("light.txt", LIGHT.encode())])
+    assert report.documents == 2 and not report.skipped

@@ -300,7 +300,7 @@ def build_chat(library: Library, collection: str = DEFAULT_COLLECTION,
             gr.Warning(str(exc))
         return clear(conversation)
 
-    with gr.Blocks(title="Grounded QA") as demo:
+    with gr.Blocks(title="Grounded QA", analytics_enabled=False) as demo:
         title = gr.HTML(_title(qa, collection))
         conversation = gr.State(_new_conversation(collection))
         with gr.Row():

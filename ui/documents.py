@@ -9,6 +9,7 @@ request, in ui/security.py's RequestGuard).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue
 import threading
@@ -187,6 +188,9 @@ def upload_documents(library: Library, files, name):
             outcome["result"] = add_files(library.settings, name, given, progress=events.put)
         except QAError as exc:
             outcome["error"] = str(exc)
+        except Exception as exc:  # said in the panel, the traceback in the server log; never a bare KeyError
+            logging.getLogger(__name__).exception("upload to %s failed", name)
+            outcome["error"] = f"indexing failed ({type(exc).__name__}); the server log has the details"
         finally:
             discard_upload_copies([path for _, path in given])
             events.put(None)

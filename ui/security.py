@@ -54,9 +54,12 @@ def allowed_host_names(host: str, extra: list[str] | None = None) -> list[str]:
 def same_origin(scope) -> bool:
     """True unless the request carries an Origin header naming another site than the Host it was sent to."""
     headers = dict(scope.get("headers", []))
-    origin = headers.get(b"origin")
-    if origin is None:
+    origins = [v for k, v in scope.get("headers", []) if k == b"origin"]
+    if not origins:
         return True  # same-origin GETs and non-browser clients send none
+    if len(origins) > 1:
+        return False  # no browser sends two; which one a check reads must not matter
+    origin = origins[0]
     netloc = origin.decode("latin-1").partition("://")[2].rstrip("/").lower()
     return bool(netloc) and netloc == headers.get(b"host", b"").decode("latin-1").lower()
 

@@ -92,6 +92,10 @@ def create_api(library: Library, llms: list[str] | tuple[str, ...] = ()) -> Fast
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException):
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":  # FastAPI's words
+            # a body that is not UTF-8, or JSON nested past the parser's limit: the same error as other bad JSON
+            return JSONResponse({"error": "the body is not valid JSON (not UTF-8, or nested too deeply)"},
+                                status_code=422)
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
     offered = tuple(llms)
