@@ -91,21 +91,24 @@ def planted_facts(n: int) -> tuple[list[tuple[str, str]], list[dict]]:
 
 
 def build_corpus(folder: Path, chunks: int, n_planted: int = 50) -> tuple[int, list[dict]]:
-    """Real documents copied until the indexer's own chunker counts `chunks` chunks (a fixed characters-per-chunk
-    guess overshot: this text averages 100-140 characters a chunk depending on the mix), then the planted facts."""
+    """Real documents copied until the indexer's own chunker counts `chunks` distinct chunk texts (the indexer
+    stores identical texts once; a fixed characters-per-chunk guess overshot, as this text averages 100-140
+    characters a chunk depending on the mix), then the planted facts."""
+    from index.build import text_hash
     from index.chunk import chunk_document
     from index.load import Document, read_document
 
     folder.mkdir(parents=True)
-    total = counted = 0
+    total = 0
+    seen: set[str] = set()
     for name, data in real_documents():
-        if counted >= chunks:
+        if len(seen) >= chunks:
             break
         (folder / name).write_bytes(data)
         document, _ = read_document(folder / name, name)
         if not isinstance(document, Document):  # the indexer skips it too (say, a page without text)
             continue
-        counted += len(chunk_document(document))
+        seen.update(text_hash(c.text) for c in chunk_document(document))
         total += len(data)
     docs, questions = planted_facts(n_planted)
     for name, text in docs:
