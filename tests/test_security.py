@@ -4,6 +4,7 @@ mistyped requests, missing headers, the optional token."""
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -172,6 +173,27 @@ def test_huge_bodies_are_refused_before_parsing(hostile):
 
     streamed = httpx.post(hostile[0] + "/api/ask", content=chunks(), headers={"content-type": "application/json"})
     assert streamed.status_code == 413
+
+
+def test_a_half_sent_request_is_dropped_at_the_deadline(hostile):
+    """uvicorn alone waits forever for the rest of a request head: idle sockets could take every file
+    descriptor (hostile tester: 20,000 left /healthz unanswered)."""
+    import socket
+
+    from ui.server import HEADER_DEADLINE_S
+
+    port = int(hostile[0].rsplit(":", 1)[1])
+    head = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode()
+    with socket.create_connection(("127.0.0.1", port)) as idle, socket.create_connection(("127.0.0.1", port)) as slow:
+        idle.sendall(head)  # the blank line that ends the head never comes
+        slow.sendall(head[:10])  # a slow client that does finish in time is answered
+        time.sleep(1)
+        slow.sendall(head[10:] + b"Connection: close\r\n\r\n")
+        assert b"".join(iter(lambda: slow.recv(65536), b"")).startswith(b"HTTP/1.1 200")
+        idle.settimeout(HEADER_DEADLINE_S + 20)
+        started = time.monotonic()
+        assert idle.recv(65536) == b""  # closed by the server, without a reply
+        assert time.monotonic() - started < HEADER_DEADLINE_S + 5
 
 
 @pytest.mark.parametrize("method, path, status", [

@@ -301,6 +301,34 @@ def check_port(host: str, port: int) -> None:
         raise QAError(f"Cannot listen on {host}:{port} ({exc.strerror}): choose another --port or --host") from exc
 
 
+HEADER_DEADLINE_S = 10.0  # a connection that has not sent a whole request head by then is closed
+
+
+def with_header_deadline(seconds: float = HEADER_DEADLINE_S):
+    """uvicorn's HTTP protocol, closing a connection that sends no complete request head within `seconds`.
+
+    uvicorn waits forever for the rest of a half-sent request, so idle sockets ("slowloris") could take every
+    file descriptor and starve the server (hostile tester: 20,000 of them left /healthz unanswered). Only the
+    first request head is timed: a keep-alive connection, a long upload or a stream is not cut."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    class HeaderDeadline(AutoHTTPProtocol):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._deadline = self.loop.call_later(seconds, self._drop_if_silent)
+
+        def _drop_if_silent(self) -> None:
+            # no request yet (a WebSocket upgrade hands the transport to another protocol, which is left alone)
+            if self.cycle is None and self.transport.get_protocol() is self and not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_lost(self, exc) -> None:
+            self._deadline.cancel()
+            super().connection_lost(exc)
+
+    return HeaderDeadline
+
+
 def serve(library: Library, host: str = "127.0.0.1", port: int = 7860, allow_hosts: list[str] | None = None,
           collection: str = DEFAULT_COLLECTION, llms: list[str] | tuple[str, ...] = ()) -> None:
     """Serve the chat and the API until interrupted."""
@@ -328,7 +356,7 @@ def serve(library: Library, host: str = "127.0.0.1", port: int = 7860, allow_hos
         private = os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="grounded-qa-uploads-")
     try:
         uvicorn.run(create_app(library, host, allow_hosts, token, collection, llms), host=host, port=port,
-                    log_level="warning", server_header=False)
+                    log_level="warning", server_header=False, http=with_header_deadline())
     finally:
         if private:
             import shutil
