@@ -6,6 +6,7 @@ import io
 import os
 import random
 import stat
+import subprocess
 import time
 import zipfile
 from pathlib import Path
@@ -379,7 +380,7 @@ def test_the_token_guards_the_new_routes(locked, method, path):
         assert httpx.get(locked + "/api/conversations", headers={"Authorization": f"{scheme} secret"}).status_code == 200
 
 
-def test_the_upload_sweep_never_touches_other_apps_files(tmp_path):
+def test_the_upload_sweep_never_touches_other_apps_files_and_old_private_folders_go(tmp_path):
     # Hostile-tester finding: with Gradio's default upload folder (/tmp/gradio, shared by every Gradio app),
     # one upload request deleted another app's two-hour-old file. The server now uploads into a folder of its own.
     shared = tmp_path / "gradio" / "otherapp"
@@ -388,6 +389,14 @@ def test_the_upload_sweep_never_touches_other_apps_files(tmp_path):
     other.write_bytes(b"\x89PNG other app")
     two_hours_ago = time.time() - 7200
     os.utime(other, (two_hours_ago, two_hours_ago))
+    # A server killed before its cleanup left its private folder; one of a running server is kept.
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    left_behind = tmp_path / f"grounded-qa-uploads-{ended.pid}-x1"
+    in_use = tmp_path / f"grounded-qa-uploads-{os.getpid()}-x2"
+    for folder in (left_behind, in_use):
+        folder.mkdir()
+        (folder / "pending.md").write_bytes(DOC)
     # Gradio's default folder is $TMPDIR/gradio; an empty GRADIO_TEMP_DIR is unset for Gradio
     proc, url = start_server(SEEDS, tmp_path / "index", env_extra={"TMPDIR": str(tmp_path), "GRADIO_TEMP_DIR": ""})
     try:
@@ -397,3 +406,4 @@ def test_the_upload_sweep_never_touches_other_apps_files(tmp_path):
     finally:
         stop_server(proc)
     assert other.read_bytes() == b"\x89PNG other app"
+    assert not left_behind.exists() and (in_use / "pending.md").read_bytes() == DOC

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -301,6 +303,26 @@ def check_port(host: str, port: int) -> None:
         raise QAError(f"Cannot listen on {host}:{port} ({exc.strerror}): choose another --port or --host") from exc
 
 
+UPLOAD_FOLDER_PREFIX = "grounded-qa-uploads-"  # then the server's process id
+
+
+def sweep_upload_folders_of_dead_servers(temp: Path) -> None:
+    """Remove the private upload folders that servers killed before their own cleanup left behind: those of
+    this user whose process id no longer runs (a reused id keeps its folder: nothing is removed in doubt)."""
+    import shutil
+
+    for folder in temp.glob(f"{UPLOAD_FOLDER_PREFIX}*-*"):
+        pid = folder.name[len(UPLOAD_FOLDER_PREFIX):].split("-", 1)[0]
+        try:
+            if not pid.isdigit() or folder.is_symlink() or folder.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:  # another user's process, or the folder vanished: leave it
+            continue
+
+
 HEADER_DEADLINE_S = 10.0  # a connection that has not sent a whole request head by then is closed
 
 
@@ -332,7 +354,6 @@ def with_header_deadline(seconds: float = HEADER_DEADLINE_S):
 def serve(library: Library, host: str = "127.0.0.1", port: int = 7860, allow_hosts: list[str] | None = None,
           collection: str = DEFAULT_COLLECTION, llms: list[str] | tuple[str, ...] = ()) -> None:
     """Serve the chat and the API until interrupted."""
-    import os
     import sys
 
     import uvicorn
@@ -353,7 +374,8 @@ def serve(library: Library, host: str = "127.0.0.1", port: int = 7860, allow_hos
     if not os.environ.get("GRADIO_TEMP_DIR"):
         import tempfile
 
-        private = os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="grounded-qa-uploads-")
+        sweep_upload_folders_of_dead_servers(Path(tempfile.gettempdir()))
+        private = os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix=f"{UPLOAD_FOLDER_PREFIX}{os.getpid()}-")
     try:
         uvicorn.run(create_app(library, host, allow_hosts, token, collection, llms), host=host, port=port,
                     log_level="warning", server_header=False, http=with_header_deadline())
