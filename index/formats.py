@@ -194,6 +194,13 @@ def read_md(text: str) -> Parsed:
             span = span_of(tok.map)
             if span:
                 blocks.append(Block(*span, "code"))
+    if not any(b.kind != "heading" for b in blocks):
+        def letters(part: str) -> int:
+            return sum(ch.isalnum() for ch in part)
+
+        if letters(text[body_start:]) > sum(letters(text[b.start:b.end]) for b in blocks):
+            # Text markdown-it drops (inside blockquotes nested past its limit) is read as plain text, not lost.
+            return read_txt(text)
     return Parsed(text, blocks, [])
 
 

@@ -194,3 +194,13 @@ def test_a_parser_failing_on_one_file_skips_that_file_only(tmp_path, monkeypatch
     docs, skipped = load_corpus(tmp_path)
     assert [d.source for d in docs] == ["good.txt"]
     assert [(s.path, s.reason) for s in skipped] == [("odd.txt", "could not be read (RecursionError)")]
+
+
+def test_markdown_text_the_parser_drops_is_read_as_plain_text(tmp_path):
+    """Blockquotes nested past markdown-it's limit hold text it never reports: the file once went "empty"."""
+    (tmp_path / "deep.md").write_text(">" * 50_000 + " The ferry leaves at noon.\n", encoding="utf-8")
+    (tmp_path / "title-only.md").write_text("# Just a heading\n", encoding="utf-8")
+    docs, skipped = load_corpus(tmp_path)
+    _, chunks = _chunks(docs, "deep.md")
+    assert any("The ferry leaves at noon." in c.text for c in chunks)
+    assert [(s.path, s.reason) for s in skipped] == [("title-only.md", "empty")]
