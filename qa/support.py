@@ -9,6 +9,7 @@ eval/data/judge_fixture.jsonl by `qa eval`.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from index.lexical import STOPWORDS, stem, words
 
@@ -78,6 +79,13 @@ def _name_pairs(sentence: str, tokens: list[re.Match], i: int) -> list[tuple[str
     return pairs
 
 
+@lru_cache(maxsize=16)
+def _context_words(context: str) -> str:
+    """The context's words, lowercased and space-joined: read only for a name a premise lacks, and once for all
+    the premises of one context (the guard tries every sentence of the cited passages against it)."""
+    return " ".join(_low_words(context))
+
+
 def missing_names(premise: str, sentence: str, context: str = "") -> list[str]:
     """Capitalised words of the sentence (its first word aside) that the premise lacks: names it would add.
 
@@ -87,7 +95,6 @@ def missing_names(premise: str, sentence: str, context: str = "") -> list[str]:
     names Daniel Whitworth."""
     sentence = strip_markers(sentence)
     premise_words = set(_low_words(premise))
-    low_context = " ".join(_low_words(context))
     tokens = list(_CAPITALISED.finditer(sentence))
     missing = []
     for i, match in enumerate(tokens):
@@ -100,7 +107,7 @@ def missing_names(premise: str, sentence: str, context: str = "") -> list[str]:
         if word in STOPWORDS or word == "i" or all(w in premise_words or w.rstrip("s") in premise_words
                                                   or f"{w}s" in premise_words for w in parts):
             continue
-        if not any(f"{a} {b}" in low_context and (a if b == word else b) in premise_words
+        if not any(f"{a} {b}" in _context_words(context) and (a if b == word else b) in premise_words
                    for a, b in _name_pairs(sentence, tokens, i)):
             missing.append(match.group())
     return missing
