@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 import textwrap
 import time
@@ -359,6 +360,13 @@ def _collection(args, settings):
     return collection_settings(settings, args.collection)
 
 
+def _interrupt_once(signum, frame) -> None:
+    """Ctrl-C: stop the command; a second Ctrl-C while the first one's cleanup runs (closing the store,
+    joining the Chroma writer) is ignored, since breaking that off printed a traceback from shutdown."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 COMMANDS = {"index": cmd_index, "ask": cmd_ask, "chat": cmd_chat, "source": cmd_source,
             "serve": cmd_serve, "collections": cmd_collections, "eval": cmd_eval}
 
@@ -372,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"qa: error: argument {ascii(arg)} is not valid UTF-8", file=sys.stderr)
             return 2
     args = _parser().parse_args(argv)
+    previous = signal.signal(signal.SIGINT, _interrupt_once) if _in_main_thread() else None
     try:
         settings = load_settings(corpus=args.corpus, index_dir=args.index_dir)
         if "collection" in args:
@@ -392,6 +401,16 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (`qa ask ... | head -1`): stop quietly, as other command-line tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    finally:
+        # After a Ctrl-C, SIGINT stays ignored through the interpreter's shutdown (thread joins, atexit).
+        if previous is not None and signal.getsignal(signal.SIGINT) is _interrupt_once:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

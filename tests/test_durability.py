@@ -158,9 +158,11 @@ def _assert_chroma_matches_store(index_dir):
     assert out.stdout.split() == ["True", "True"], out.stdout + out.stderr
 
 
-def _kill_when_cached(cmd, env, index_dir, rows: int = 512):
-    """Start cmd, kill -9 it once the embedding cache holds `rows` vectors; return how many it held."""
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def _kill_when_cached(cmd, env, index_dir, rows: int = 512, stop=lambda proc: proc.kill()):
+    """Start cmd, stop it (kill -9 unless told) once the embedding cache holds `rows` vectors; return how many
+    it held. The stopped process is left in _kill_when_cached.last."""
+    proc = _kill_when_cached.last = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                                                     stderr=subprocess.PIPE, text=True)
     cache = index_dir / "embed-cache.sqlite"
     deadline = time.time() + 240
     held = 0
@@ -174,9 +176,29 @@ def _kill_when_cached(cmd, env, index_dir, rows: int = 512):
             break
         time.sleep(0.1)
     assert proc.poll() is None, "indexing finished before it could be killed; make the corpus bigger"
-    proc.kill()
+    stop(proc)
     proc.wait()
     return held
+
+
+def _ctrl_c_twice(proc) -> None:
+    """Ctrl-C, and again once the first one is reported: the second lands while the process shuts down."""
+    proc.send_signal(signal.SIGINT)
+    proc.reported = [proc.stderr.readline()]
+    proc.send_signal(signal.SIGINT)
+
+
+def test_ctrl_c_twice_during_indexing_is_one_line_and_keeps_the_old_index(index_copy, tmp_path):
+    # Hostile-tester finding: a second Ctrl-C broke off the first one's cleanup with a traceback.
+    corpus = _big_corpus(tmp_path / "big")
+    env = {**os.environ, "QA_INDEX_DIR": str(index_copy), "QA_CORPUS": str(corpus), "HF_HUB_OFFLINE": "1"}
+    _kill_when_cached([sys.executable, "-m", "qa", "index", "--rebuild"], env, index_copy, rows=64,
+                      stop=_ctrl_c_twice)
+    proc = _kill_when_cached.last
+    stderr = "".join(proc.reported) + proc.stderr.read()
+    assert proc.returncode == 130, stderr
+    assert stderr == "qa: interrupted\n"
+    assert "GHB" in run_qa("ask", QUESTION, index_dir=index_copy).stdout
 
 
 def test_a_killed_rebuild_keeps_the_old_index_and_the_rerun_resumes(index_copy, tmp_path):
