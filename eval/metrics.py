@@ -14,6 +14,7 @@ from pathlib import Path
 from statistics import mean
 
 from index.chunk import split_sentences
+from index.errors import UsageError
 from qa.answer import DONT_KNOW
 
 from .judge import strip_markers, supports
@@ -35,16 +36,29 @@ class EvalItem:
 
 
 def load_set(path: Path) -> list[EvalItem]:
+    """The items of an eval set; a file that cannot be one is a UsageError naming the file and line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"eval set {path} cannot be read: {exc.strerror if isinstance(exc, OSError) else 'not UTF-8'}"
+                         ) from None
     items = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        d = json.loads(line)
-        items.append(EvalItem(
-            id=d["id"], question=d["question"], answers=tuple(d.get("answers", [])), all=bool(d.get("all")),
-            answerable=bool(d["answerable"]), type=d["type"],
-            evidence=tuple((e["source"], e["quote"]) for e in d.get("evidence", [])),
-            history=tuple(tuple(h) for h in d.get("history", [])), paraphrase=d.get("paraphrase", "")))
+        try:
+            d = json.loads(line)
+            items.append(EvalItem(
+                id=d["id"], question=d["question"], answers=tuple(d.get("answers", [])), all=bool(d.get("all")),
+                answerable=bool(d["answerable"]), type=d["type"],
+                evidence=tuple((e["source"], e["quote"]) for e in d.get("evidence", [])),
+                history=tuple(tuple(h) for h in d.get("history", [])), paraphrase=d.get("paraphrase", "")))
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{path}:{n}: not JSON ({exc.msg})") from None
+        except KeyError as exc:
+            raise UsageError(f"{path}:{n}: missing field {exc}") from None
+        except (TypeError, AttributeError):
+            raise UsageError(f"{path}:{n}: not an eval item (see DESIGN.md, Eval sets)") from None
     return items
 
 
@@ -65,9 +79,11 @@ def evidence_spans(item: EvalItem, texts: dict[str, str]) -> list[tuple[str, int
     """(source, start, end) of every evidence quote (its first occurrence in the canonical text)."""
     spans = []
     for source, quote in item.evidence:
+        if source not in texts:
+            raise UsageError(f"{item.id}: evidence names {source!r}, which is not in the indexed corpus")
         start = texts[source].find(quote)
         if start < 0:
-            raise ValueError(f"{item.id}: evidence quote not in {source}: {quote!r}")
+            raise UsageError(f"{item.id}: evidence quote not in {source}: {quote!r}")
         spans.append((source, start, start + len(quote)))
     return spans
 

@@ -144,6 +144,11 @@ GATED = ["hit@k", "correctness", "citation_precision", "support", "abstention_re
 def main(settings: Settings, eval_set: str | None = None, baselines: bool = False, out: str | None = None,
          splits: tuple[str, ...] = ("test",), llm=None) -> int:
     """Run the eval; with llm (a qa.llm.LLM) its guarded answers are one more system, with the guard's counts."""
+    out_dir = Path(out) if out else EVAL_DIR / "reports"
+    try:  # before the run, not after minutes of it
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {out_dir}: {exc.strerror}") from None
     config = load_config()
     threshold = config["judge"]["support_threshold"]
     k = config["retrieval"]["k"]
@@ -161,7 +166,6 @@ def main(settings: Settings, eval_set: str | None = None, baselines: bool = Fals
     result = {"judge": judge, "k": k, "support_threshold": threshold, "runs": runs}
     if llm is not None:
         result["llm"] = llm.name
-    out_dir = Path(out) if out else EVAL_DIR / "reports"
     table = write_reports(result, out_dir)
     print(table)
     failed = [f"floor missed: {name}: {m}" for name, run in runs.items() for m in run["floors_missed"]]

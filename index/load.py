@@ -57,7 +57,8 @@ def parse(suffix: str, data: bytes) -> Parsed:
 def read_document(path: Path, source: str) -> tuple[Document | Skipped, list[Skipped]]:
     """Load one file, or say why it was skipped (binary, not UTF-8, empty, too large, broken); plus notes."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:  # at most one byte past the limit: a sparse 3 GB file took 3 GB of memory
+            data = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         return Skipped(source, f"unreadable ({exc.strerror})"), []
     if len(data) > MAX_FILE_BYTES:
@@ -112,7 +113,7 @@ def list_files(root: Path) -> tuple[list[tuple[Path, str]], list[Skipped]]:
         shown = where.relative_to(root).as_posix() if where != root and where.is_relative_to(root) else str(where)
         refused.append(Skipped(shown + "/", f"folder cannot be read ({exc.strerror or exc})"))
 
-    for folder, dirs, files in os.walk(root, onerror=unreadable, followlinks=False):
+    for folder, dirs, files in _walk(root, unreadable):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in files:
             path = Path(folder) / name
@@ -123,11 +124,44 @@ def list_files(root: Path) -> tuple[list[tuple[Path, str]], list[Skipped]]:
                 refused.append(Skipped(ascii(source)[1:-1], "file name contains control or invisible characters"))
             elif not _is_utf8(source):
                 refused.append(Skipped(ascii(source)[1:-1], "file name is not valid UTF-8"))
-            elif path.is_symlink() and not path.resolve().is_relative_to(real_root):
-                refused.append(Skipped(source, "symbolic link to a file outside the corpus"))
+            elif path.is_symlink() and not _links_inside(path, real_root):
+                refused.append(Skipped(source, "symbolic link to a file outside the corpus, or a link loop"))
             elif path.is_file():
                 found.append((path, source))
     return sorted(found, key=lambda item: item[1]), refused
+
+
+def _walk(root: Path, onerror):
+    """os.walk (top down, links to folders listed but not entered) without recursion: on Python 3.11 os.walk
+    recurses per level, so a corpus some 1,000 folders deep stopped `qa index` with a RecursionError."""
+    stack = [os.fspath(root)]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as scan:
+                entries = list(scan)
+        except OSError as exc:
+            onerror(exc)
+            continue
+        dirs = [e.name for e in entries if _is_dir(e)]
+        yield folder, dirs, [e.name for e in entries if not _is_dir(e)]
+        stack.extend(os.path.join(folder, d) for d in reversed(dirs)
+                     if not os.path.islink(os.path.join(folder, d)))
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _links_inside(path: Path, real_root: Path) -> bool:
+    """Whether a symbolic link ends inside the corpus (a link loop ends nowhere: Python 3.11 raises RuntimeError)."""
+    try:
+        return path.resolve().is_relative_to(real_root)
+    except (OSError, RuntimeError):
+        return False
 
 
 def load_corpus(root: Path, progress=None) -> tuple[list[Document], list[Skipped]]:

@@ -65,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--llm", action="append", metavar="SPEC",
                    help="offer this generative backend in the chat and on REST (repeatable; env QA_LLM, "
                         "comma-separated)")
+    s.add_argument("--no-token", action="store_true",
+                   help="serve beyond localhost without QA_TOKEN (only behind something that guards access)")
 
     s = sub.add_parser("collections", help="list collections (documents, chunks, size, last indexed), or delete one")
     s.add_argument("action", nargs="?", default="list", choices=["list", "delete"])
@@ -293,12 +295,16 @@ def cmd_source(args, settings) -> int:
 
 
 def cmd_serve(args, settings) -> int:
+    from ui.security import is_loopback
     from ui.server import check_port, serve
 
     from .library import Library
 
     from .llm import configured_specs
 
+    if not is_loopback(args.host) and not os.environ.get("QA_TOKEN") and not args.no_token:
+        raise UsageError(f"--host {args.host} would let other machines read every indexed document: set QA_TOKEN "
+                         "(clients then send it), or pass --no-token if something in front guards access")
     check_port(args.host, args.port)  # before building an index we could not serve
     llms = configured_specs(",".join(args.llm) if args.llm else None)  # a bad spec fails here, in one line
     library = Library(settings, _open_qa(settings))
@@ -382,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     previous = signal.signal(signal.SIGINT, _interrupt_once) if _in_main_thread() else None
     try:
+        if args.corpus and not Path(args.corpus).exists():  # else a typo would answer from the old index's corpus
+            raise NotFoundError(f"No such file or folder: {args.corpus}")
         settings = load_settings(corpus=args.corpus, index_dir=args.index_dir)
         if "collection" in args:
             from index.collections import DEFAULT_COLLECTION, check_name

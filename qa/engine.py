@@ -29,6 +29,8 @@ def check_question(question: str, k: int, mode: str) -> str:
     """The question stripped, or a UsageError naming what is wrong with the request."""
     if not isinstance(question, str) or not question.strip():
         raise UsageError("The question is empty: ask something, e.g. qa ask \"Who was convicted?\"")
+    if not question.isascii() and not _is_utf8(question):  # a terminal's stray bytes, as lone surrogates
+        raise UsageError("The question is not valid UTF-8 text")
     if len(question) > MAX_QUESTION_CHARS:
         raise UsageError(f"The question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}")
     if not 1 <= k <= MAX_K:
@@ -38,13 +40,22 @@ def check_question(question: str, k: int, mode: str) -> str:
     return " ".join(question.split())
 
 
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+MAX_PARTS = 4  # "and which ..." 200 times made one 2 kB request hold a server worker for 7 s
 _COMPOUND = re.compile(r",?\s+and\s+(?=(?:which|what|who|whom|whose|how|when|where|why)\b)", re.I)
 
 
 def split_question(search_query: str) -> list[str]:
     """Parts of a compound question ("How many X, and which Y?"), each answered on its own."""
     parts = [p.strip().rstrip("?,") + "?" for p in _COMPOUND.split(search_query) if p.strip()]
-    if len(parts) < 2:
+    if not 2 <= len(parts) <= MAX_PARTS:  # past MAX_PARTS it is searched as one question: each part costs a search
         return [search_query]
     # A later part may point back at an earlier one ("Who killed X, and how old was he?"): it is searched,
     # and said when unanswered, as that part's follow-up.

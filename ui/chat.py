@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 from html import escape
 from pathlib import Path
@@ -88,8 +89,15 @@ EXAMPLES_FILE = ".qa-examples.txt"
 def example_questions(corpus: Path, qa: QA, limit: int = 4) -> list[str]:
     """Examples for the loaded corpus: the corpus's own .qa-examples.txt, else built from document titles."""
     path = corpus / EXAMPLES_FILE
-    if path.is_file():
-        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    try:  # a link out of the corpus is not followed: its lines would be shown to every client
+        text = path.read_text(encoding="utf-8") if path.is_file() and path.resolve().is_relative_to(
+            corpus.resolve()) else None
+    except (OSError, RuntimeError, UnicodeError) as exc:
+        print(f"warning: {EXAMPLES_FILE} ignored: {'not UTF-8' if isinstance(exc, UnicodeError) else exc}",
+              file=sys.stderr)
+        text = None
+    if text is not None:
+        lines = [line.strip() for line in text.splitlines()]
         return [line for line in lines if line and not line.startswith("#")][:limit]
     titles = []
     for source in qa.index.sources()[:limit]:
