@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Settings
-from .errors import NotFoundError, QAError, UsageError
+from .errors import IndexDamagedError, NotFoundError, QAError, UsageError
 
 DEFAULT_COLLECTION = "default"
 COLLECTIONS_DIR = "collections"
@@ -87,6 +87,8 @@ def collection_settings(settings: Settings, name: str, corpus: Path | None = Non
     index_dir = collection_dir(settings.index_dir, name)
     if corpus is None and name != DEFAULT_COLLECTION:
         found = _read_store(index_dir)
+        if found is None and (index_dir / "index.sqlite").is_file():  # there, but unreadable: not "no such"
+            raise IndexDamagedError(index_dir, "its side store cannot be read")
         if found is None or not found[0].get("corpus"):
             raise NotFoundError(f"No collection named {name!r}: make it with `qa index FOLDER --collection {name}`")
         corpus = Path(found[0]["corpus"])

@@ -122,6 +122,14 @@ def test_a_collection_killed_mid_commit_still_answers(tmp_path):
     assert asked.returncode == 0 and "[1]" in asked.stdout, asked.stdout + asked.stderr
 
 
+def test_a_damaged_collection_is_said_to_be_damaged_not_missing_and_can_be_deleted(tmp_path):
+    _, index_dir = _ferry_collection(tmp_path, "dmg")
+    (index_dir / "collections" / "dmg" / "index.sqlite").write_bytes(b"garbage")
+    asked = run_qa("ask", "ferry", "--collection", "dmg", index_dir=index_dir)
+    assert asked.returncode == 1 and "is damaged" in asked.stderr and "No collection" not in asked.stderr
+    assert run_qa("collections", "delete", "dmg", index_dir=index_dir).returncode == 0
+
+
 def test_deleting_a_collection_removes_its_index_not_its_documents(tmp_path):
     docs, index_dir = _ferry_collection(tmp_path, "gone")
     deleted = run_qa("collections", "delete", "gone", index_dir=index_dir)
