@@ -51,16 +51,16 @@ _UNDERLINE = re.compile(r"^\s*(=+|-+|~+)\s*$")
 WRAP_WIDTH = 100  # lines at most this long, in a block of several, are a hard-wrapped paragraph
 
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # CR alone too: old Mac files ran every paragraph into one sentence
+
+
 def _lines(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """(start, end) of each line in text[start:end], without its line break."""
     out, pos = [], start
-    while pos <= end:
-        nl = text.find("\n", pos, end)
-        stop = end if nl == -1 else nl
-        out.append((pos, stop if stop == pos or text[stop - 1] != "\r" else stop - 1))
-        if nl == -1:
-            break
-        pos = nl + 1
+    for brk in _LINE_BREAK.finditer(text, start, end):
+        out.append((pos, brk.start()))
+        pos = brk.end()
+    out.append((pos, end))
     return out
 
 
@@ -277,6 +277,8 @@ def read_html(data: bytes) -> Parsed:
     root = tree.css_first("main") or tree.css_first("article") or tree.css_first("[role=main]") or tree.body
     if root is None:
         raise Unreadable("HTML without a body")
+    for node in root.css("br"):  # a line break, not nothing: "tall.<br>Line" ran two sentences into one
+        node.replace_with("\n")
     pieces: list[list] = []  # [kind, text, level, row id, cell id]
     for node in root.traverse(include_text=True):
         if node.tag != "-text":

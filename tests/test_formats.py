@@ -204,3 +204,19 @@ def test_markdown_text_the_parser_drops_is_read_as_plain_text(tmp_path):
     _, chunks = _chunks(docs, "deep.md")
     assert any("The ferry leaves at noon." in c.text for c in chunks)
     assert [(s.path, s.reason) for s in skipped] == [("title-only.md", "empty")]
+
+
+def test_line_breaks_separate_sentences_in_old_mac_text_and_html(tmp_path):
+    # Hostile-tester finding: CR-only line ends and <br> ran a heading and two paragraphs into one citation.
+    (tmp_path / "mill.txt").write_bytes(b"Mill history\r\rOnly CR\rline two.\r\rThe mill was built in 1650 by monks.\r")
+    (tmp_path / "tower.html").write_bytes(b"<html><body><h1>Tower</h1><p>The tower is 30 m tall.<br>"
+                                          b"Line after br says the flag is red</p></body></html>")
+    docs, _ = load_corpus(tmp_path)
+    doc, chunks = _chunks(docs, "mill.txt")
+    assert doc.text == "Mill history\r\rOnly CR\rline two.\r\rThe mill was built in 1650 by monks.\r"
+    assert [c.text for c in chunks] == ["Only CR\rline two.", "The mill was built in 1650 by monks."]
+    assert {c.headings for c in chunks} == {"Mill history"}
+    _exact(doc, chunks)
+    doc, chunks = _chunks(docs, "tower.html")
+    assert chunks[0].text == "The tower is 30 m tall. Line after br says the flag is red"
+    _exact(doc, chunks)
