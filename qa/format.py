@@ -6,12 +6,16 @@ import re
 
 from .types import Answer, Citation
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Control characters (ANSI escapes included), and the invisible ones that reorder or hide what a terminal
+# shows: bidi overrides and isolates (U+202E turned a cited sentence around), zero-width characters, line and
+# paragraph separators, the BOM.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 
 
 def terminal_safe(text: str) -> str:
-    """Control characters (ANSI escapes included) shown as visible \\xNN, so a document cannot drive the terminal."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """Those characters shown as visible \\xNN or \\uNNNN, so a document cannot drive or disguise the terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}",
+                        text)
 
 
 def snippet(text: str, limit: int = 240) -> str:

@@ -288,7 +288,8 @@ def test_terminal_output_is_safe_from_document_text(tmp_path):
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    (corpus / "ansi.txt").write_text("Ada Quist keeps the \x1b[2J\x1b[31mlighthouse\x1b[0m at Rye.", encoding="utf-8")
+    (corpus / "ansi.txt").write_text("Ada Quist keeps the \x1b[2J\x1b[31mlighthouse\x1b[0m at Rye.\n\n"
+                                     "The moat is \u202e10 metres\u202c deep.", encoding="utf-8")
     (corpus / "bad\nname.txt").write_text("Another file.", encoding="utf-8")
     indexed = run_qa("index", str(corpus), index_dir=tmp_path / "idx")
     assert "skipped bad\\nname.txt: file name contains control or invisible characters" in indexed.stderr
@@ -296,6 +297,9 @@ def test_terminal_output_is_safe_from_document_text(tmp_path):
     answer = run_qa("ask", "Who keeps the lighthouse?", index_dir=tmp_path / "idx",
                     env_extra={"QA_CORPUS": str(corpus)})
     assert "Ada Quist" in answer.stdout and "\x1b" not in answer.stdout and "\\x1b[31m" in answer.stdout
+    # A bidi override would show the cited sentence reversed: it is shown as an escape too.
+    moat = run_qa("ask", "How deep is the moat?", index_dir=tmp_path / "idx", env_extra={"QA_CORPUS": str(corpus)})
+    assert "\\u202e10 metres\\u202c" in moat.stdout and "\u202e" not in moat.stdout
 
 
 def test_a_closed_pipe_is_not_a_traceback(seed_settings):
