@@ -243,10 +243,11 @@ def unpack_zip(data: bytes, zip_name: str) -> tuple[list[tuple[str, bytes]], lis
 
 
 def uploads_in_use(settings: Settings) -> int:
-    """Bytes of uploaded documents kept under the index root, all collections together."""
+    """Bytes on disk of the upload collections, their documents and their indexes together: counting the
+    documents alone let a 45-byte upload to each new name add 432 kB of index, past any quota."""
     root = settings.index_dir / COLLECTIONS_DIR
-    return sum(p.stat().st_size for p in root.glob(f"*/{UPLOADS_DIR}/**/*") if p.is_file() and not p.is_symlink()) \
-        if root.is_dir() else 0
+    collections = [c for c in root.iterdir() if (c / UPLOADS_DIR).is_dir()] if root.is_dir() else []
+    return sum(p.stat().st_size for c in collections for p in c.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def add_files(settings: Settings, name: str, files: list[Upload], progress: Progress | None = None,
@@ -291,8 +292,9 @@ def add_files(settings: Settings, name: str, files: list[Upload], progress: Prog
         return added, None
     used = uploads_in_use(settings)
     if used + sum(len(data) for _, data in ready) > MAX_UPLOADS_TOTAL_BYTES:
-        added.refused += [Skipped(source, f"uploads would pass {MAX_UPLOADS_TOTAL_BYTES // 1_000_000} MB in all "
-                                          f"(QA_MAX_UPLOADS_TOTAL_MB): delete a collection first")
+        added.refused += [Skipped(source, f"upload collections (documents and indexes) would pass "
+                                          f"{MAX_UPLOADS_TOTAL_BYTES // 1_000_000} MB in all (QA_MAX_UPLOADS_TOTAL_MB): "
+                                          "delete a collection first")
                           for source, _ in ready]
         return added, None
     index_dir = collection_dir(settings.index_dir, name)

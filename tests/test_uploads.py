@@ -263,3 +263,20 @@ def test_a_docx_with_broken_xml_is_skipped_and_the_collection_takes_more(root, t
     assert sorted(p.name for p in uploads_dir(root.index_dir, "harbour").iterdir()) == ["ferry.md"]
     _, report = add_files(root, "harbour", [("light.txt", LIGHT.encode())])
     assert report.documents == 2 and not report.skipped
+
+
+def test_the_upload_quota_counts_each_collections_index_too(root, monkeypatch):
+    # Hostile-tester finding: the quota counted document bytes only, so a 45-byte upload to each new name added
+    # a 400 kB index every time and the disk filled far past the quota.
+    import index.uploads as uploads
+
+    monkeypatch.setattr(uploads, "MAX_UPLOADS_TOTAL_BYTES", 1_000_000)
+    accepted = 0
+    for n in range(8):
+        added, report = add_files(root, f"spam{n}", [("tiny.txt", b"The tiny doc says the sky was green in 1999.\n")])
+        if report is None:
+            assert "upload collections (documents and indexes) would pass 1 MB" in added.refused[0].reason
+            break
+        accepted += 1
+    assert 1 <= accepted < 8
+    assert uploads.uploads_in_use(root) <= 1_000_000 + 500_000  # one collection's index past the check at most
