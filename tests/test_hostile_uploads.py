@@ -403,7 +403,9 @@ def test_the_upload_sweep_never_touches_other_apps_files_and_old_private_folders
         saved = httpx.post(url + "/gradio_api/upload", files={"files": ("a.md", DOC)})
         assert saved.status_code == 200
         assert not saved.json()[0].startswith(str(tmp_path / "gradio"))
+        assert list(tmp_path.glob(f"grounded-qa-uploads-{proc.pid}-*"))
     finally:
-        stop_server(proc)
+        stop_server(proc)  # SIGTERM, as a service manager stops it: its own folder goes too
     assert other.read_bytes() == b"\x89PNG other app"
     assert not left_behind.exists() and (in_use / "pending.md").read_bytes() == DOC
+    assert not list(tmp_path.glob(f"grounded-qa-uploads-{proc.pid}-*"))

@@ -6,6 +6,8 @@ import asyncio
 import json
 import os
 import re
+import signal
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -376,11 +378,21 @@ def serve(library: Library, host: str = "127.0.0.1", port: int = 7860, allow_hos
 
         sweep_upload_folders_of_dead_servers(Path(tempfile.gettempdir()))
         private = os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix=f"{UPLOAD_FOLDER_PREFIX}{os.getpid()}-")
+    # uvicorn shuts down on SIGTERM, then raises the signal again under the handler it found: the default one
+    # ended the process there, before the clean-up below. This handler turns it into an exit that runs it.
+    previous = signal.signal(signal.SIGTERM, _exit_on_signal) \
+        if threading.current_thread() is threading.main_thread() else None
     try:
         uvicorn.run(create_app(library, host, allow_hosts, token, collection, llms), host=host, port=port,
                     log_level="warning", server_header=False, http=with_header_deadline())
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         if private:
             import shutil
 
             shutil.rmtree(private, ignore_errors=True)
+
+
+def _exit_on_signal(signum, frame) -> None:
+    raise SystemExit(128 + signum)
