@@ -332,7 +332,8 @@ def index_uploads(settings: Settings, name: str, progress: Progress | None = Non
 def remove_document(settings: Settings, name: str, source: str, progress: Progress | None = None) -> IndexReport:
     """Delete one document of an upload collection and re-index it (the last one leaves it empty)."""
     folder = check_upload_collection(settings, name)
-    if not isinstance(source, str) or not source or source.startswith("/") or ".." in source.split("/") \
+    # Only a source exactly as listed: pathlib would read "a.txt/" or "./a.txt" as "a.txt"
+    if not isinstance(source, str) or not source or {"", ".", ".."} & set(source.split("/")) \
             or _has_control_chars(source):
         raise NotFoundError(f"No document {_shown(str(source))!r} in collection {name!r}")
     path = folder.joinpath(*source.split("/"))

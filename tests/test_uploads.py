@@ -175,6 +175,9 @@ def test_upload_index_list_replace_and_remove(root, tmp_path):
         remove_document(root, "harbour", "../../index.sqlite")
     with pytest.raises(NotFoundError):
         remove_document(root, "harbour", "report.pdf")
+    for alias in ("ferry.md/", "./ferry.md", "ferry.md/."):  # only the source as listed removes it
+        with pytest.raises(NotFoundError):
+            remove_document(root, "harbour", alias)
     for source in ("ferry.md", "light.txt"):
         remove_document(root, "harbour", source)
     assert list_documents(root, "harbour") == []
