@@ -78,8 +78,8 @@ def read_document(path: Path, source: str) -> tuple[Document | Skipped, list[Ski
     return document, [Skipped(source, note) for note in parsed.notes]
 
 
-def _is_utf8(name: str) -> bool:
-    """False for a name with bytes that are not UTF-8 (Python keeps them as lone surrogates)."""
+def is_utf8(name: str) -> bool:
+    """False for a text with bytes that are not UTF-8 (Python keeps them as lone surrogates)."""
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
@@ -122,7 +122,7 @@ def list_files(root: Path) -> tuple[list[tuple[Path, str]], list[Skipped]]:
                 continue
             if _has_control_chars(source):
                 refused.append(Skipped(ascii(source)[1:-1], "file name contains control or invisible characters"))
-            elif not _is_utf8(source):
+            elif not is_utf8(source):
                 refused.append(Skipped(ascii(source)[1:-1], "file name is not valid UTF-8"))
             elif path.is_symlink() and not _links_inside(path, real_root):
                 refused.append(Skipped(source, "symbolic link to a file outside the corpus, or a link loop"))

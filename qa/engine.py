@@ -10,6 +10,7 @@ from itertools import pairwise
 
 from index.config import Settings
 from index.errors import QAError, UsageError
+from index.load import is_utf8
 from index.store import side_store_path
 
 from .answer import DONT_KNOW, absent_names, compose, select_evidence, term_weights, values_differ
@@ -29,7 +30,7 @@ def check_question(question: str, k: int, mode: str) -> str:
     """The question stripped, or a UsageError naming what is wrong with the request."""
     if not isinstance(question, str) or not question.strip():
         raise UsageError("The question is empty: ask something, e.g. qa ask \"Who was convicted?\"")
-    if not question.isascii() and not _is_utf8(question):  # a terminal's stray bytes, as lone surrogates
+    if not question.isascii() and not is_utf8(question):  # a terminal's stray bytes, as lone surrogates
         raise UsageError("The question is not valid UTF-8 text")
     if len(question) > MAX_QUESTION_CHARS:
         raise UsageError(f"The question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}")
@@ -38,14 +39,6 @@ def check_question(question: str, k: int, mode: str) -> str:
     if mode not in MODES:
         raise UsageError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     return " ".join(question.split())
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 MAX_PARTS = 4  # "and which ..." 200 times made one 2 kB request hold a server worker for 7 s

@@ -271,7 +271,7 @@ def test_a_docx_with_broken_xml_is_skipped_and_the_collection_takes_more(root, t
 def test_the_upload_quota_counts_each_collections_index_too(root, monkeypatch):
     # Hostile-tester finding: the quota counted document bytes only, so a 45-byte upload to each new name added
     # a 400 kB index every time and the disk filled far past the quota.
-    import index.uploads as uploads
+    from index import uploads
 
     monkeypatch.setattr(uploads, "MAX_UPLOADS_TOTAL_BYTES", 1_000_000)
     accepted = 0
