@@ -6,6 +6,7 @@ slow, the model says the documents do not hold the answer, or no sentence it wro
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -45,16 +46,38 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:200]}"
 
 
-def generate(model, messages, on_token: Callable[[str], None] | None = None) -> str:
-    """The model's whole reply, streamed token by token to on_token (unguarded drafts) as it comes."""
-    parts = []
+MAX_REPLY_CHARS = 4000  # a short answer is a few hundred characters; a backend that streams on is cut here
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class TooSlow(Exception):
+    """The backend kept streaming past the whole reply's deadline."""
+
+
+def _clean(text: str) -> str:
+    """A backend's text as text: lone surrogates (which broke the tokenizer, JSON and SSE) and control
+    characters (a NUL reached a kept sentence) replaced."""
+    return _UNPRINTABLE.sub("\ufffd", text.encode("utf-8", "replace").decode("utf-8"))
+
+
+def generate(model, messages, on_token: Callable[[str], None] | None = None, deadline_s: float | None = None) -> str:
+    """The model's reply, streamed token by token to on_token (unguarded drafts) as it comes. It ends at
+    MAX_REPLY_CHARS, and raises TooSlow past deadline_s: a backend's timeout bounds only the wait between
+    reads, so one trickling or streaming forever held a worker, and its memory grew, without end."""
+    parts, size, t0 = [], 0, time.monotonic()
     for chunk in model.stream(messages):
         text = chunk.content if isinstance(chunk.content, str) else "".join(
             c.get("text", "") if isinstance(c, dict) else str(c) for c in chunk.content)
         if text:
+            text = _clean(text)[:MAX_REPLY_CHARS - size]
             parts.append(text)
+            size += len(text)
             if on_token:
                 on_token(text)
+        if size >= MAX_REPLY_CHARS:
+            break
+        if deadline_s is not None and time.monotonic() - t0 > deadline_s:
+            raise TooSlow(f"no whole reply within {deadline_s:g} s")
     return "".join(parts)
 
 
@@ -63,7 +86,7 @@ def generative_answer(llm, question: str, search_query: str, passages: list[Pass
                       on_token: Callable[[str], None] | None = None, timings: dict | None = None) -> Answer:
     """The LLM's answer with each sentence guarded; the extractive answer (generator saying why) when it cannot be.
 
-    llm is a qa.llm.LLM; extractive() computes the fallback answer; embed(text) is the index's embedding."""
+    llm is a qa.llm.LLM (its name, chat model and timeout for the whole reply); extractive() computes the fallback answer; embed(text) is the index's embedding."""
     timings = dict(timings or {})
     t0 = time.perf_counter()
 
@@ -77,7 +100,7 @@ def generative_answer(llm, question: str, search_query: str, passages: list[Pass
         return fallback("no passages retrieved")
     model = llm.model  # a missing extra or a bad model file is an error to fix, not a reason to fall back
     try:
-        text = generate(model, build_messages(search_query, passages), on_token)
+        text = generate(model, build_messages(search_query, passages), on_token, deadline_s=llm.timeout)
     except Exception as exc:  # noqa: BLE001  (a foreign backend: any failure means "answer without it")
         return fallback(f"{llm.name} failed: {_one_line(exc)}")
     timings["generate"] = (time.perf_counter() - t0) * 1000

@@ -65,7 +65,10 @@ _MARKERS_AFTER_END = re.compile(rf"([.!?]+['\"\u2019\u201d]*)({_MARKERS})")
 _ADDRESSES_THE_MODEL = re.compile(
     r"\b(ignore|disregard|forget|override)\b.{0,40}\b(instructions?|prompts?|rules|guidelines)\b"
     r"|\b(tell|inform|answer|respond to|reply to) the user\b|\bsystem prompt\b|\byou are (an? )?(ai|assistant|model)\b"
-    r"|\b(language model|chatbot|assistant)s?\b.{0,30}\b(must|should)\b", re.IGNORECASE)
+    r"|\b(language model|chatbot|assistant)s?\b.{0,30}\b(must|should)\b"
+    r"|\b(note|message|instructions?|notice)s? (for|to) (ai|llms?|language models?|chatbots?|assistants?|models?)\b"
+    r"|\b(ignore|disregard|forget)\b.{0,30}\b(passages?|context|sources?|documents?|text above)\b"
+    r"|\bwhen (you are |you're )?asked\b.{0,80}\b(say|state|answer|reply|respond|claim|write)\b", re.IGNORECASE)
 
 
 def addresses_the_model(text: str) -> bool:

@@ -14,10 +14,13 @@ import os
 import re
 import threading
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from index.errors import QAError, UsageError
 
 DEFAULT_TIMEOUT_S = 60.0
+MAX_TIMEOUT_S = 3600.0
+MAX_REPLY_TOKENS = 300  # a short answer of one to three sentences; the gguf models stop at 160
 KINDS = ("ollama", "openai", "gguf")
 _USAGE = "use ollama:MODEL, openai:BASE_URL:MODEL or gguf:PATH"
 
@@ -35,16 +38,35 @@ class LLMSpec:
 def parse_spec(spec: str) -> LLMSpec:
     """The backend a spec names; UsageError (one line) for anything else."""
     kind, _, rest = (spec or "").strip().partition(":")
-    if kind not in KINDS or not rest.strip():
+    if kind not in KINDS or not rest.strip() or _CONTROL.search(rest):
         raise UsageError(f"unknown LLM {spec!r}: {_USAGE}")
     if kind == "openai":
         base_url, _, model = rest.rpartition(":")
         port_as_model = re.fullmatch(r"https?://[^/:]+", base_url) and re.match(r"\d+(/|$)", model)
-        if not re.match(r"https?://[^/\s]+", base_url) or not model or port_as_model:
+        if not re.match(r"https?://[^/\s]+", base_url) or not model or port_as_model or not _valid_url(base_url):
             raise UsageError(f"unknown LLM {spec!r}: openai needs a base URL and a model, "
                              "e.g. openai:http://127.0.0.1:8000/v1:my-model")
         return LLMSpec("openai", model, base_url)
     return LLMSpec(kind, rest)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _valid_url(url: str) -> bool:
+    """A host, and a port that is a number when there is one ("http://h:abc/v1" failed in httpx, a traceback)."""
+    try:
+        parts = urlsplit(url)
+        return bool(parts.hostname) and (parts.port is None or 0 < parts.port)
+    except ValueError:
+        return False
+
+
+def check_api_key() -> None:
+    """QA_LLM_API_KEY goes into a header: one with spaces, line breaks or non-ASCII failed as a 'connection error'."""
+    key = os.environ.get("QA_LLM_API_KEY")
+    if key and not re.fullmatch(r"[\x21-\x7e]+", key):
+        raise UsageError("QA_LLM_API_KEY must be printable ASCII without spaces or line breaks")
 
 
 def load_timeout(value: str | float | None = None) -> float:
@@ -56,8 +78,8 @@ def load_timeout(value: str | float | None = None) -> float:
         timeout = float(raw)
     except ValueError:
         raise UsageError(f"QA_LLM_TIMEOUT must be a number of seconds, got {raw!r}") from None
-    if timeout <= 0:
-        raise UsageError(f"QA_LLM_TIMEOUT must be positive, got {raw!r}")
+    if not 0 < timeout <= MAX_TIMEOUT_S:  # nan and inf included: they failed every call, as a warning
+        raise UsageError(f"QA_LLM_TIMEOUT must be more than 0 and at most {MAX_TIMEOUT_S:g} seconds, got {raw!r}")
     return timeout
 
 
@@ -66,7 +88,12 @@ def configured_specs(value: str | None = None) -> list[str]:
     raw = value if value is not None else os.environ.get("QA_LLM", "")
     specs = [s.strip() for s in raw.split(",") if s.strip()]
     for s in specs:
-        parse_spec(s)
+        parsed = parse_spec(s)
+        if parsed.kind == "gguf" and not os.path.isfile(parsed.model):  # not found per request, as a client's 404
+            raise UsageError(f"no GGUF model at {parsed.model}")
+    if specs:  # the server's settings are checked at its start, not reported to each client
+        load_timeout()
+        check_api_key()
     return specs
 
 
@@ -82,14 +109,14 @@ def chat_model(spec: LLMSpec, timeout: float):
         except ModuleNotFoundError:
             raise _missing("llm", "langchain-openai") from None
         return ChatOpenAI(model=spec.model, base_url=spec.base_url, timeout=timeout, max_retries=0, temperature=0,
-                          api_key=os.environ.get("QA_LLM_API_KEY") or "not-needed")
+                          api_key=os.environ.get("QA_LLM_API_KEY") or "not-needed", max_tokens=MAX_REPLY_TOKENS)
     if spec.kind == "ollama":
         try:
             from langchain_ollama import ChatOllama
         except ModuleNotFoundError:
             raise _missing("llm", "langchain-ollama") from None
         return ChatOllama(model=spec.model, temperature=0, base_url=os.environ.get("OLLAMA_HOST") or None,
-                          client_kwargs={"timeout": timeout})
+                          client_kwargs={"timeout": timeout}, num_predict=MAX_REPLY_TOKENS)
     try:
         from .llm_gguf import chat_model as gguf_chat_model
     except ModuleNotFoundError as exc:
@@ -108,6 +135,8 @@ class LLM:
         self.spec = parse_spec(spec)
         self.name = str(self.spec)
         self.timeout = load_timeout(timeout)
+        if self.spec.kind == "openai":
+            check_api_key()
         self._model = None
         self._lock = threading.Lock()
 

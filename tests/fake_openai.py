@@ -1,6 +1,6 @@
 """An OpenAI-compatible chat server in a few lines of FastAPI, to test the `openai:` backend end to end.
 
-`FakeOpenAI(reply)` serves POST /v1/chat/completions (plain and streamed) on a free port in a thread;
+`FakeOpenAI(reply, pause=0)` serves POST /v1/chat/completions (plain and streamed) on a free port in a thread;
 reply(prompt) -> the text "the model" writes, given the last user message. It records each request.
 """
 
@@ -23,8 +23,9 @@ def _free_port() -> int:
 
 
 class FakeOpenAI:
-    def __init__(self, reply):
+    def __init__(self, reply, pause: float = 0.0):
         self.reply = reply
+        self.pause = pause  # seconds between streamed words: a backend that trickles
         self.requests: list[dict] = []
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
@@ -50,6 +51,7 @@ class FakeOpenAI:
                 yield chunk({"role": "assistant", "content": ""})
                 for word in text.split(" "):
                     yield chunk({"content": word + " "})
+                    time.sleep(self.pause)
                 yield chunk({}, "stop")
                 yield "data: [DONE]\n\n"
 

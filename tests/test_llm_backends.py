@@ -61,6 +61,8 @@ def test_show_unsupported_flags_the_sentence_without_citing_it(seed_settings, fa
     (("--llm", "olama:llama3"), "unknown LLM 'olama:llama3'"),
     (("--llm", "openai:llama3"), "openai needs a base URL and a model"),
     (("--show-unsupported",), "--show-unsupported needs --llm"),
+    (("--llm", "openai:http://h:abc/v1:good"), "openai needs a base URL and a model"),  # was an httpx traceback
+    (("--llm", "openai:http://127.0.0.1:1/v1:go\nod"), "unknown LLM"),  # a two-line warning later
 ])
 def test_a_bad_llm_option_is_a_one_line_usage_error(seed_settings, args, message):
     result = run_qa("ask", QUESTION, *args, index_dir=seed_settings.index_dir)
@@ -177,3 +179,91 @@ def test_qa_eval_with_an_llm_reports_what_the_guard_removed(tmp_path):
     assert guard["removed_share"] == round(guard["sentences_removed"] / guard["sentences_generated"], 4)
     assert "987,654" not in json.dumps([i["answer"] for i in systems[f"{server.spec()} (guarded)"]["items"]])
     assert "Grounding guard" in result.stdout and "Grounding guard" in (out / "latest.md").read_text()
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"QA_LLM_TIMEOUT": "nan"}, "QA_LLM_TIMEOUT must be more than 0 and at most 3600 seconds"),
+    ({"QA_LLM_TIMEOUT": "inf"}, "QA_LLM_TIMEOUT must be more than 0 and at most 3600 seconds"),
+    ({"QA_LLM_API_KEY": "sk-abc\r\nX-Injected: 1"}, "QA_LLM_API_KEY must be printable ASCII"),
+])
+def test_bad_backend_settings_are_usage_errors_not_silent_fallbacks(seed_settings, fake, env, message):
+    # Hostile-tester finding: these made every LLM call fail, reported only as a fallback warning.
+    result = run_qa("ask", QUESTION, "--llm", fake.spec(), index_dir=seed_settings.index_dir, env_extra=env)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_server_offering_a_missing_gguf_model_refuses_to_start(seed_settings, tmp_path):
+    result = run_qa("serve", "--port", str(_free_port()), "--llm", f"gguf:{tmp_path}/none.gguf",
+                    index_dir=seed_settings.index_dir)
+    assert result.returncode == 2 and f"no GGUF model at {tmp_path}/none.gguf" in result.stderr
+
+
+def test_a_backend_that_trickles_on_is_cut_at_the_deadline(seed_settings):
+    # Hostile-tester finding (high): QA_LLM_TIMEOUT bounded only the wait between streamed tokens, so a backend
+    # sending a word every 0.2 s held the request, and a server worker, for as long as it went on.
+    with FakeOpenAI(lambda prompt: "on " * 500, pause=0.2) as server:
+        t0 = time.perf_counter()
+        result = run_qa("ask", QUESTION, "--llm", server.spec(), "--json", index_dir=seed_settings.index_dir,
+                        env_extra={"QA_LLM_TIMEOUT": "2"})
+        elapsed = time.perf_counter() - t0
+        request = server.requests[-1]
+        assert request.get("max_completion_tokens", request.get("max_tokens")) == 300  # a cap the backend sees
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert "no whole reply within 2 s" in answer["generator"] and "21" in answer["answer"]
+    assert elapsed < 40  # 500 words at 0.2 s would take 100 s
+
+
+def test_odd_characters_from_a_backend_are_cleaned_not_a_crash(seed_settings):
+    # Hostile-tester finding: a lone surrogate in a streamed token was a 500 on REST and a traceback in the CLI;
+    # a NUL reached a kept sentence.
+    def odd(prompt: str) -> str:
+        n = passage_number(prompt, FACT)
+        return f"Whitworth was 21 \ud800 when Port killed him with GHB \x00 [{n}]."
+
+    with FakeOpenAI(odd) as server:
+        result = run_qa("ask", QUESTION, "--llm", server.spec(), "--json", index_dir=seed_settings.index_dir)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    answer = json.loads(result.stdout)
+    assert "\x00" not in result.stdout and "\\u0000" not in result.stdout and "\\ud800" not in result.stdout
+    assert "21" in answer["answer"]
+    _exact(answer)
+
+
+def test_a_reply_that_never_ends_is_cut_at_max_reply_chars():
+    from types import SimpleNamespace
+
+    from qa.generate import MAX_REPLY_CHARS, generate
+
+    class Endless:
+        def stream(self, messages):
+            while True:
+                yield SimpleNamespace(content="and on ")
+
+    shown = []
+    text = generate(Endless(), [], shown.append)
+    assert len(text) == MAX_REPLY_CHARS and "".join(shown) == text
+
+
+def test_a_chat_user_waiting_on_a_slow_llm_does_not_hold_up_another(seed_settings):
+    # Hostile-tester finding: Gradio ran one chat answer at a time, so one user's slow LLM reply queued every
+    # other user's question behind it.
+    from gradio_client import Client
+
+    from ui.chat import EXTRACTIVE
+
+    with FakeOpenAI(half_true, pause=1.0) as slow:  # about 10 s of streaming
+        proc, url = start_server(SEEDS, seed_settings.index_dir, ("--llm", slow.spec()))
+        try:
+            waiting = Client(url + "/", verbose=False).submit(QUESTION, 5, "hybrid", slow.spec(), api_name="/chat")
+            deadline = time.time() + 30
+            while not slow.requests and time.time() < deadline:  # A's reply has started
+                time.sleep(0.1)
+            t0 = time.perf_counter()
+            chat, _, _ = Client(url + "/", verbose=False).predict(QUESTION, 5, "hybrid", EXTRACTIVE, api_name="/chat")
+            elapsed = time.perf_counter() - t0
+            assert not waiting.done() and elapsed < 5
+            assert "21" in str(chat[-1]["content"])
+            waiting.cancel()
+        finally:
+            stop_server(proc)

@@ -84,6 +84,7 @@ COPY_JS = """() => {
   });
 }"""
 EXAMPLES_FILE = ".qa-examples.txt"
+CHAT_CONCURRENCY = 4  # chat answers computed at once, all users together
 
 
 def example_questions(corpus: Path, qa: QA, limit: int = 4) -> list[str]:
@@ -349,8 +350,11 @@ def build_chat(library: Library, collection: str = DEFAULT_COLLECTION,
         if llms:  # the extractive-only chat keeps its plain (non-generator) handler
             inputs, answer_fn = [*inputs, backend], respond_streaming
         listing = {"fn": list_saved, "inputs": [conversation], "outputs": [saved_list, export], "api_name": False}
-        ask.click(answer_fn, inputs, outputs, api_name="chat")
-        box.submit(answer_fn, inputs, outputs, api_name=False)
+        # Gradio runs one call of an event at a time by default: one user waiting on a slow LLM held every
+        # other user's question in the queue. Answers share one limit (BLAS is one thread per call).
+        answering = {"concurrency_limit": CHAT_CONCURRENCY, "concurrency_id": "answer"}
+        ask.click(answer_fn, inputs, outputs, api_name="chat", **answering)
+        box.submit(answer_fn, inputs, outputs, api_name=False, **answering)
         clear_btn.click(clear, [conversation], outputs, api_name=False)
         chatbot.clear(clear, [conversation], outputs, api_name=False)  # the chatbot's own trash icon resets the state too
         picker.input(switch, [picker], [*outputs, title], api_name=False)
