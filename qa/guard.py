@@ -33,6 +33,7 @@ from .support import (
     rebound_number,
     rebound_to_name,
     supports,
+    swapped_agent,
     unattributed,
     unhedged,
     widened,
@@ -51,7 +52,8 @@ MIN_COVERAGE = 0.95  # share of the sentence's content words in the supporting s
 MIN_SPAN_COVERAGE = 0.9  # share of them in the supporting sentence itself
 MIN_COSINE = 0.55  # embedding similarity of the sentence and the supporting sentence
 # Changes of meaning that keep most of the words (qa/support.py): each helped on the guard's fit split.
-MEANING_CHECKS = (unattributed, widened, rebound_number, rebound_to_name, unhedged, narrowed_range)
+MEANING_CHECKS = (unattributed, widened, rebound_number, rebound_to_name, unhedged, narrowed_range,
+                  swapped_agent)
 NOT_IN_DOCUMENTS = "not in the documents"
 UNSUPPORTED_FLAG = "[unsupported]"
 _MARKERS = r"(?:\s*\[\s*\d+(?:\s*,\s*\d+)*\s*\])+"

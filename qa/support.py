@@ -184,3 +184,14 @@ def narrowed_range(premise: str, sentence: str) -> bool:
         if all(ends) and bool(said & ends[0]) != bool(said & ends[1]):
             return True
     return False
+
+
+_BY_AGENT = re.compile(r"\bby\s+(?:(?:Mr|Mrs|Ms|Dr)\.?\s+)?([A-Z][\w'\u2019-]+)")
+
+
+def swapped_agent(premise: str, sentence: str) -> bool:
+    """The sentence says who did it ("killed by Mr Whitworth") naming someone the premise names, but not as the
+    one by whom it was done ("Mr Whitworth, 21, was killed by Port"): the same words, the roles swapped."""
+    said = {m.group(1).lower() for m in _BY_AGENT.finditer(sentence)}
+    done_by = {m.group(1).lower() for m in _BY_AGENT.finditer(premise)}
+    return bool(said and done_by) and not said & done_by and bool(said & set(_low_words(premise)))

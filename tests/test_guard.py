@@ -107,7 +107,15 @@ def _injected_passage() -> Passage:
 
 
 def test_a_sentence_that_changes_the_meaning_with_the_same_words_is_not_supported():
-    from qa.support import narrowed_range, rebound_number, rebound_to_name, unattributed, unhedged, widened
+    from qa.support import (
+        narrowed_range,
+        rebound_number,
+        rebound_to_name,
+        swapped_agent,
+        unattributed,
+        unhedged,
+        widened,
+    )
 
     said = "Donna Taylor said the police didnt do their job with any of the families."
     assert unattributed(said, "The police didnt do their job with any of the families.")  # her view, as fact
@@ -126,6 +134,10 @@ def test_a_sentence_that_changes_the_meaning_with_the_same_words_is_not_supporte
     span = "They were all killed between June 2014 and September 2015."
     assert narrowed_range(span, "Jack Taylor was killed in June 2014.")
     assert not narrowed_range(span, "They were killed between June 2014 and September 2015.")
+    # Hostile-tester finding: the same words with killer and victim swapped were kept and cited.
+    fact = "Mr Whitworth, 21, was killed by Port after being given a fatal dose of the date rape drug GHB."
+    assert swapped_agent(fact, "Port, 21, was killed by Mr Whitworth after being given a fatal dose of GHB.")
+    assert not swapped_agent(fact, "Daniel Whitworth was killed by Stephen Port with GHB.")
 
 
 def test_instructions_inside_a_document_support_nothing(seed_qa):
