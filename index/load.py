@@ -143,10 +143,16 @@ def _walk(root: Path, onerror):
         except OSError as exc:
             onerror(exc)
             continue
-        dirs = [e.name for e in entries if _is_dir(e)]
-        yield folder, dirs, [e.name for e in entries if not _is_dir(e)]
-        stack.extend(os.path.join(folder, d) for d in reversed(dirs)
-                     if not os.path.islink(os.path.join(folder, d)))
+        dirs, files, linked = [], [], set()
+        for entry in entries:  # one look at each entry (a DirEntry keeps what it read)
+            if _is_dir(entry):
+                dirs.append(entry.name)
+                if entry.is_symlink():
+                    linked.add(entry.name)
+            else:
+                files.append(entry.name)
+        yield folder, dirs, files
+        stack.extend(os.path.join(folder, d) for d in reversed(dirs) if d not in linked)
 
 
 def _is_dir(entry: os.DirEntry) -> bool:

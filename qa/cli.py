@@ -10,6 +10,7 @@ import shutil
 import signal
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -378,15 +379,16 @@ COMMANDS = {"index": cmd_index, "ask": cmd_ask, "chat": cmd_chat, "source": cmd_
 
 
 def main(argv: list[str] | None = None) -> int:
+    from index.load import is_utf8
+
     argv = sys.argv[1:] if argv is None else argv
     for arg in argv:
-        try:
-            arg.encode("utf-8")
-        except UnicodeEncodeError:  # bytes the terminal passed through that are not UTF-8
+        if not is_utf8(arg):  # bytes the terminal passed through that are not UTF-8
             print(f"qa: error: argument {ascii(arg)} is not valid UTF-8", file=sys.stderr)
             return 2
     args = _parser().parse_args(argv)
-    previous = signal.signal(signal.SIGINT, _interrupt_once) if _in_main_thread() else None
+    in_main_thread = threading.current_thread() is threading.main_thread()  # signals can be set only there
+    previous = signal.signal(signal.SIGINT, _interrupt_once) if in_main_thread else None
     try:
         if args.corpus and not Path(args.corpus).exists():  # else a typo would answer from the old index's corpus
             raise NotFoundError(f"No such file or folder: {args.corpus}")
@@ -413,12 +415,6 @@ def main(argv: list[str] | None = None) -> int:
         # After a Ctrl-C, SIGINT stays ignored through the interpreter's shutdown (thread joins, atexit).
         if previous is not None and signal.getsignal(signal.SIGINT) is _interrupt_once:
             signal.signal(signal.SIGINT, previous)
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":
