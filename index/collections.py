@@ -131,8 +131,33 @@ def collection_info(settings: Settings, name: str) -> CollectionInfo:
                           uploads=bool(corpus) and Path(corpus) == uploads_dir(settings.index_dir, name).resolve())
 
 
+_infos: dict[Path, tuple[tuple, CollectionInfo]] = {}  # index folder -> (what it looked like, its info)
+
+
+def _looks(index_dir: Path) -> tuple:
+    """A few stats that change whenever an index run, an upload or a deletion changes the collection."""
+    found = []
+    for path in (index_dir, index_dir / "index.sqlite", index_dir / "index.sqlite-journal"):
+        try:
+            st = path.stat()
+            found.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            found.append(None)
+    return tuple(found)
+
+
 def list_collections(settings: Settings) -> list[CollectionInfo]:
-    return [collection_info(settings, name) for name in collection_names(settings)]
+    """Every collection's info; each read again only when its folder or store changed (the chat lists them on
+    every page load and picker focus: with 1,000 collections a fresh read took 1 s each time)."""
+    infos = []
+    for name in collection_names(settings):
+        index_dir = collection_dir(settings.index_dir, name)
+        looks = _looks(index_dir)
+        cached = _infos.get(index_dir)
+        if cached is None or cached[0] != looks:
+            cached = _infos[index_dir] = (looks, collection_info(settings, name))
+        infos.append(cached[1])
+    return infos
 
 
 def delete_collection(settings: Settings, name: str) -> None:

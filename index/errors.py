@@ -35,3 +35,11 @@ class IndexDamagedError(QAError):
 
 class IndexBusyError(QAError):
     """Another `qa index` run is writing the same index folder."""
+
+    # What a web client is told: the process id and the index folder are the host's business.
+    public = "this collection is being indexed right now: try again when that finishes"
+
+
+def said(exc: QAError) -> str:
+    """An error as a web client is told it: without the host's process ids and paths where it has them."""
+    return getattr(exc, "public", None) or str(exc)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import NotFoundError
+from .isolate import ISOLATED_SUFFIXES, ParseLimit, parse_isolated
 from .formats import (HTML_SUFFIXES, MARKDOWN_SUFFIXES, SUFFIXES, Block, Parsed, Unreadable, read_docx, read_html,
                       read_md, read_pdf, read_txt)
 
@@ -63,8 +64,11 @@ def read_document(path: Path, source: str) -> tuple[Document | Skipped, list[Ski
         return Skipped(source, f"unreadable ({exc.strerror})"), []
     if len(data) > MAX_FILE_BYTES:
         return Skipped(source, f"larger than {MAX_FILE_BYTES // 1_000_000} MB"), []
+    suffix = path.suffix.lower()
     try:
-        parsed = parse(path.suffix.lower(), data)
+        parsed = parse_isolated(suffix, data) if suffix in ISOLATED_SUFFIXES else parse(suffix, data)
+    except ParseLimit as exc:
+        return Skipped(source, str(exc)), []
     except UnicodeDecodeError as exc:
         return Skipped(source, f"not UTF-8 (byte {exc.start})"), []
     except Unreadable as exc:

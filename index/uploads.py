@@ -16,6 +16,7 @@ import io
 import os
 import sqlite3
 import stat
+import threading
 import unicodedata
 import uuid
 import zipfile
@@ -28,8 +29,26 @@ from .collections import (COLLECTIONS_DIR, DEFAULT_COLLECTION, UPLOADS_DIR, _rea
 from .config import Settings
 from .errors import NotFoundError, UsageError
 from .formats import SUFFIXES, packed_too_tightly
+from .isolate import Cancelled, cancelled
 from .load import MAX_FILE_BYTES, Skipped, _has_control_chars
 from .progress import Progress
+
+# Uploads and removals in this process run one at a time, whichever route or thread calls them: parallel
+# calls each parsed and embedded at once (12 PDFs took the server from 0.8 to 3.3 GB), and the quota check
+# could not see what a parallel call was about to write (six calls under a 1 MB quota left 5 MB).
+_ONE_AT_A_TIME = threading.Lock()
+
+
+def one_at_a_time(work):
+    """Run `work` holding the process's upload lock (callers queue; nothing is refused for waiting)."""
+    from functools import wraps
+
+    @wraps(work)
+    def locked(*args, **kwargs):
+        with _ONE_AT_A_TIME:
+            return work(*args, **kwargs)
+
+    return locked
 
 
 def _env_mb(name: str, default: int) -> int:
@@ -137,7 +156,8 @@ def check_upload_collection(settings: Settings, name: str) -> Path:
         corpus = Path(recorded)
     if corpus is not None:
         how = "`qa index`" if name == DEFAULT_COLLECTION else f"`qa index --collection {name}`"
-        raise UsageError(f"collection {name!r} indexes the folder {corpus}: add files to that folder and run "
+        # The folder by its name only: this is said to web clients, who have no business with the host's paths.
+        raise UsageError(f"collection {name!r} indexes a folder ({corpus.name}/): add files to that folder and run "
                          f"{how}; uploads go into a collection of their own (type a new name)")
     return folder
 
@@ -250,6 +270,7 @@ def uploads_in_use(settings: Settings) -> int:
     return sum(p.stat().st_size for c in collections for p in c.rglob("*") if p.is_file() and not p.is_symlink())
 
 
+@one_at_a_time
 def add_files(settings: Settings, name: str, files: list[Upload], progress: Progress | None = None,
               index: bool = True) -> tuple[Added, IndexReport | None]:
     """Save files (a .zip is unpacked) into upload collection `name`, then index it incrementally.
@@ -297,6 +318,9 @@ def add_files(settings: Settings, name: str, files: list[Upload], progress: Prog
                                           "delete a collection first")
                           for source, _ in ready]
         return added, None
+    is_cancelled = cancelled.get()
+    if is_cancelled is not None and is_cancelled():  # it waited for another upload, and its page was closed
+        raise Cancelled()
     index_dir = collection_dir(settings.index_dir, name)
     with index_lock(index_dir):  # busy at once, and no `qa index` reads a half-written folder
         folder.mkdir(parents=True, exist_ok=True)
@@ -318,17 +342,27 @@ def add_files(settings: Settings, name: str, files: list[Upload], progress: Prog
 
 
 def index_uploads(settings: Settings, name: str, progress: Progress | None = None) -> IndexReport:
-    """Index an upload collection's folder (incremental); files the loader skips are removed from it."""
+    """Index an upload collection's folder (incremental); files the loader skipped are removed from it.
+
+    Only files that are not in the index: the loader also reports notes on documents it did index (a PDF
+    page without a text layer), and removing those deleted the document (the next upload dropped it)."""
     folder = check_upload_collection(settings, name)
     report = build_index(settings.with_(index_dir=collection_dir(settings.index_dir, name), corpus=folder),
                          corpus=folder, progress=progress, allow_empty=True)
+    indexed = indexed_sources(settings, name)
     for skipped in report.skipped:
         path = folder / skipped.path
-        if skipped.path and _inside(path, folder) and path.is_file() and not path.is_symlink():
+        if (skipped.path and skipped.path not in indexed and _inside(path, folder) and path.is_file()
+                and not path.is_symlink()):
             path.unlink()
     return report
 
 
+def indexed_sources(settings: Settings, name: str) -> set[str]:
+    return {source for source, _ in list_documents(settings, name)}
+
+
+@one_at_a_time
 def remove_document(settings: Settings, name: str, source: str, progress: Progress | None = None) -> IndexReport:
     """Delete one document of an upload collection and re-index it (the last one leaves it empty)."""
     folder = check_upload_collection(settings, name)

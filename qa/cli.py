@@ -296,7 +296,7 @@ def cmd_source(args, settings) -> int:
 
 
 def cmd_serve(args, settings) -> int:
-    from ui.security import is_loopback
+    from ui.security import check_token, is_loopback
     from ui.server import check_port, serve
 
     from .library import Library
@@ -306,6 +306,8 @@ def cmd_serve(args, settings) -> int:
     if not is_loopback(args.host) and not os.environ.get("QA_TOKEN") and not args.no_token:
         raise UsageError(f"--host {args.host} would let other machines read every indexed document: set QA_TOKEN "
                          "(clients then send it), or pass --no-token if something in front guards access")
+    if os.environ.get("QA_TOKEN"):
+        check_token(os.environ["QA_TOKEN"])
     check_port(args.host, args.port)  # before building an index we could not serve
     llms = configured_specs(",".join(args.llm) if args.llm else None)  # a bad spec fails here, in one line
     library = Library(settings, _open_qa(settings))

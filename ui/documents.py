@@ -21,8 +21,9 @@ from urllib.parse import quote
 import gradio as gr
 
 from index.collections import check_name, collection_info
-from index.errors import QAError
+from index.errors import QAError, said
 from index.formats import SUFFIXES
+from index.isolate import Cancelled, cancelled
 from index.load import MAX_FILE_BYTES
 from index.progress import IndexEvent
 from index.uploads import (
@@ -31,6 +32,7 @@ from index.uploads import (
     ZIP_SUFFIX,
     add_files,
     check_upload_collection,
+    indexed_sources,
     list_documents,
     remove_document,
 )
@@ -63,18 +65,20 @@ def in_upload_folder(path: object) -> bool:
     return real.startswith(upload_folder() + os.sep) and os.path.isfile(real)
 
 
-UNCLAIMED_UPLOAD_S = 3600  # an upload not indexed within the hour never will be (its event failed or never came)
+UNCLAIMED_UPLOAD_S = 600  # the upload event follows its upload at once: one not indexed within 10 min never will be
 MAX_WAITING_UPLOADS_BYTES = 4 * MAX_REQUEST_BYTES
+MAX_WAITING_UPLOADS_FILES = 2000  # 80 requests of 1,000 tiny files made every later upload walk 80,000 of them
 
 
-def sweep_upload_folder() -> int:
+def sweep_upload_folder() -> tuple[int, int]:
     """Delete files in Gradio's upload folder older than UNCLAIMED_UPLOAD_S (and emptied folders); return the
-    bytes still waiting there. Indexed uploads are deleted at once (discard_upload_copies); this catches the
-    rest, so posting files without indexing them cannot fill the disk."""
+    bytes and the number of files still waiting there. Indexed uploads are deleted at once
+    (discard_upload_copies); this catches the rest, so posting files without indexing them cannot fill the disk.
+    Blocking file work: the server runs it off its event loop."""
     top, now = Path(upload_folder()), time.time()
-    waiting = 0
-    for folder, _, files in os.walk(top, topdown=False):
-        for name in files:
+    waiting = files = 0
+    for folder, _, names in os.walk(top, topdown=False):
+        for name in names:
             path = Path(folder) / name
             with contextlib.suppress(OSError):  # gone meanwhile: another request swept it
                 stat = path.lstat()
@@ -82,10 +86,11 @@ def sweep_upload_folder() -> int:
                     path.unlink()
                 else:
                     waiting += stat.st_size
+                    files += 1
         if Path(folder) != top:
             with contextlib.suppress(OSError):
                 Path(folder).rmdir()
-    return waiting
+    return waiting, files
 
 
 def upload_collections(library: Library) -> list[str]:
@@ -182,12 +187,21 @@ def upload_documents(library: Library, files, name):
         return
     run, events = _Run(name, len(given)), queue.Queue()
     outcome: dict = {}
+    gone = threading.Event()  # set when nobody reads this generator any more: the page was closed
+
+    def progress(event: IndexEvent) -> None:
+        if gone.is_set():
+            raise Cancelled()
+        events.put(event)
 
     def work():
+        cancelled.set(gone.is_set)  # a parse under way in the parser process is stopped too
         try:
-            outcome["result"] = add_files(library.settings, name, given, progress=events.put)
+            outcome["result"] = add_files(library.settings, name, given, progress=progress)
+        except Cancelled:
+            outcome["error"] = "cancelled: the page that started the upload was closed"
         except QAError as exc:
-            outcome["error"] = str(exc)
+            outcome["error"] = said(exc)
         except Exception as exc:  # said in the panel, the traceback in the server log; never a bare KeyError
             logging.getLogger(__name__).exception("upload to %s failed", name)
             outcome["error"] = f"indexing failed ({type(exc).__name__}); the server log has the details"
@@ -196,24 +210,27 @@ def upload_documents(library: Library, files, name):
             events.put(None)
 
     threading.Thread(target=work, name="qa-upload", daemon=True).start()
-    while True:  # draw what the indexer says, at most a few times a second
-        item = events.get()
-        pending = [item]
-        while item is not None and not events.empty():
+    try:
+        while True:  # draw what the indexer says, at most a few times a second
             item = events.get()
-            pending.append(item)
-        for event in pending:
-            if event is not None:
-                run.event(event)
-        if item is None:
-            break
-        yield run.html(), gr.update()
+            pending = [item]
+            while item is not None and not events.empty():
+                item = events.get()
+                pending.append(item)
+            for event in pending:
+                if event is not None:
+                    run.event(event)
+            if item is None:
+                break
+            yield run.html(), gr.update()
+    finally:  # Gradio closes the generator when the client goes away: the work stops at its next step
+        gone.set()
     if "error" in outcome:
         yield run.html() + f'<p class="qa-error">\u26a0 {escape(outcome["error"])}</p>', gr.update()
         return
     added, report = outcome["result"]
-    skipped = {s.path for s in report.skipped} if report else set()
-    kept = [s for s in added.saved if s not in skipped]
+    indexed = indexed_sources(library.settings, name) if report else set()
+    kept = [s for s in added.saved if s in indexed]  # a note on an indexed document (a blank page) keeps it
     run.skipped = [(r.path, r.reason) for r in added.refused] + run.skipped
     more = ", \u2026" if len(kept) > 5 else ""
     run.done = (f"Done: {len(kept)} document{'s' if len(kept) != 1 else ''} added to {name}"
@@ -228,10 +245,10 @@ def remove(library: Library, name, source):
     try:
         report = remove_document(library.settings, check_name(name or ""), source or "")
     except QAError as exc:
-        return f'<p class="qa-error">\u26a0 {escape(str(exc))}</p>', gr.update()
-    said = (f'<p class="qa-progress">Removed {escape(source)}: {report.documents} documents, {report.chunks} chunks '
+        return f'<p class="qa-error">\u26a0 {escape(said(exc))}</p>', gr.update()
+    done = (f'<p class="qa-progress">Removed {escape(source)}: {report.documents} documents, {report.chunks} chunks '
             f'left in {escape(name)}.</p>')
-    return said, render_documents(library, name)
+    return done, render_documents(library, name)
 
 
 def build_documents(library: Library, picker: gr.Dropdown, collection: str) -> None:

@@ -6,6 +6,7 @@ rebinding) -> body limit and file check -> token -> the FastAPI app with the Gra
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -13,11 +14,14 @@ import ipaddress
 import json
 import re
 import socket
+import time
 from collections.abc import Callable
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, quote, urlencode
 
 MAX_BODY_BYTES = 1_000_000
+BODY_DEADLINE_S = 30.0  # a whole request body (1 MB at most) within this; uploads get a rate instead:
+UPLOAD_GRACE_S, UPLOAD_MIN_RATE = 30.0, 20_000  # 30 s, then at least 20 kB/s on average
 TOKEN_COOKIE = "qa_token"
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
 # Gradio routes that take files from the client are closed, except its upload route when the chat's
@@ -27,6 +31,10 @@ GRADIO_API = ("/gradio_api/", "/queue/", "/run/", "/call/", "/api/predict")
 # Every spelling of Gradio's file routes (file=PATH, file/PATH, relative or absolute) and its URL proxy.
 BLOCKED_PREFIXES = ("/gradio_api/upload", "/upload", "/gradio_api/file", "/file=", "/file/", "/gradio_api/proxy",
                     "/proxy=")
+# Gradio's run history (it reaches the Hugging Face Hub with the host's token) and monitoring: off in create_app,
+# and their routes refused here whatever a later Gradio registers.
+CLOSED_PREFIXES = ("/gradio_api/run-history", "/gradio_api/runs", "/run-history", "/runs", "/monitoring",
+                   "/gradio_api/monitoring")
 UPLOAD_ROUTE = "/gradio_api/upload"
 UPLOAD_PROGRESS_ROUTE = "/gradio_api/upload_progress"  # progress events of an upload: no file goes either way
 _CALL_ROUTE = re.compile(r"/gradio_api/(?:run|api|call)/([^/]+)/?")
@@ -128,6 +136,21 @@ async def send_json(send, status: int, body: dict, headers: list[tuple[bytes, by
     await send({"type": "http.response.body", "body": data})
 
 
+MAX_JSON_DEPTH = 32  # a chat call nests 5 deep; a history of messages with content parts, under 10
+
+
+def nested_deeper(value, limit: int) -> bool:
+    """True if a parsed JSON value nests lists and objects more than `limit` deep (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
 def names_a_file(value) -> bool:
     """True if a JSON value holds anything shaped like Gradio's FileData (a dict with a path or url).
 
@@ -157,10 +180,30 @@ class FileUploads:
     """
 
     def __init__(self, fn_ids: set[int], api_names: set[str], in_upload_folder: Callable[[object], bool],
-                 max_request_bytes: int, sweep: Callable[[], int] = lambda: 0, max_waiting_bytes: int = 0):
+                 max_request_bytes: int, sweep: Callable[[], tuple[int, int]] = lambda: (0, 0),
+                 max_waiting_bytes: int = 0, max_waiting_files: int = 0):
         self.fn_ids, self.api_names = fn_ids, api_names
         self.in_upload_folder, self.max_request_bytes = in_upload_folder, max_request_bytes
-        self.sweep, self.max_waiting_bytes = sweep, max_waiting_bytes
+        self.sweep, self.max_waiting_bytes, self.max_waiting_files = sweep, max_waiting_bytes, max_waiting_files
+        self.reserved = 0  # bytes of uploads under way, counted before they land
+        self.admit = asyncio.Lock()  # the sweep, the check and the reservation: one request at a time
+
+    async def reserve(self, size: int) -> str | None:
+        """Reserve `size` bytes for an upload about to stream in; the reason it must wait, or None.
+
+        Under one lock, so parallel uploads cannot all pass the check before any has landed (20 of them
+        left 26.6 MB waiting under an 8 MB cap). The sweep walks the folder off the event loop."""
+        async with self.admit:
+            waiting, files = await asyncio.to_thread(self.sweep)
+            if self.max_waiting_files and files >= self.max_waiting_files:
+                return f"{files} uploaded files are waiting to be indexed"
+            if self.max_waiting_bytes and waiting + self.reserved + size > self.max_waiting_bytes:
+                return f"{(waiting + self.reserved) // 1_000_000} MB of uploads are waiting to be indexed"
+            self.reserved += size
+            return None
+
+    def release(self, size: int) -> None:
+        self.reserved -= size
 
     def _targets_upload(self, path: str, payload: dict) -> bool:
         fn_index = payload.get("fn_index")
@@ -208,23 +251,30 @@ class RequestGuard:
         self.app, self.max_bytes, self.uploads = app, max_bytes, uploads
 
     async def _upload(self, scope, receive, send):
-        """Gradio's upload route, its body counted as it streams: past the limit the app is cut off, 413."""
+        """Gradio's upload route, its body counted as it streams: past the limit the app is cut off, 413;
+        slower than UPLOAD_MIN_RATE on average after UPLOAD_GRACE_S, 408."""
         limit = self.uploads.max_request_bytes
         too_big = {"error": f"upload over {limit // 1_000_000} MB"}
         declared = dict(scope["headers"]).get(b"content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             return await send_json(send, 413, too_big)
-        waiting = self.uploads.sweep()
-        if self.uploads.max_waiting_bytes and waiting > self.uploads.max_waiting_bytes:
-            return await send_json(send, 429, {"error": f"{waiting // 1_000_000} MB of uploads are waiting to be "
-                                                        "indexed: index them, or try again within the hour"})
-        size, over, started, failed = 0, False, False, False
+        size_hint = int(declared) if declared and declared.isdigit() else limit
+        refusal = await self.uploads.reserve(size_hint)
+        if refusal:
+            return await send_json(send, 429, {"error": f"{refusal}: index them, or try again in a few minutes"})
+        size, over, slow, started, failed = 0, False, False, False, False
+        began = time.monotonic()
 
         async def counted():
-            nonlocal size, over
-            if over:
+            nonlocal size, over, slow
+            if over or slow:
                 return {"type": "http.disconnect"}
-            message = await receive()
+            allowed = began + UPLOAD_GRACE_S + size / UPLOAD_MIN_RATE - time.monotonic()
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(allowed, 0.01))
+            except TimeoutError:
+                slow = True
+                return {"type": "http.disconnect"}
             size += len(message.get("body", b""))
             if size > limit:
                 over = True
@@ -233,7 +283,7 @@ class RequestGuard:
 
         async def guarded_send(message):
             nonlocal started, failed
-            if over or failed:
+            if over or slow or failed:
                 return
             if message["type"] == "http.response.start" and message["status"] >= 500:
                 # Gradio raises on a malformed form (a file field without a filename): a client error, said so.
@@ -245,11 +295,15 @@ class RequestGuard:
         try:
             await self.app(scope, counted, guarded_send)
         except Exception:
-            if started and not (over or failed):
+            if started and not (over or slow or failed):
                 raise  # a response is under way: nothing to replace it with
-            failed = not over  # over the limit is a 413; anything else before a response is the client's form
+            failed = not (over or slow)  # over the limit is a 413, too slow a 408; else the client's form
+        finally:
+            self.uploads.release(size_hint)
         if over and not started:
             await send_json(send, 413, too_big)
+        elif slow and not started:
+            await send_json(send, 408, {"error": "the upload arrived too slowly"})
         elif failed and not started:
             await send_json(send, 400, {"error": "the upload could not be read: send files as multipart "
                                                  "form fields named 'files', each with a filename"})
@@ -264,9 +318,13 @@ class RequestGuard:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared and declared.isdigit() and int(declared) > self.max_bytes:
             return await send_json(send, 413, too_big)
-        parts, size = [], 0
+        parts, size, deadline = [], 0, time.monotonic() + BODY_DEADLINE_S
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(deadline - time.monotonic(), 0.01))
+            except TimeoutError:  # a body trickled in a byte at a time held a connection (and a file) forever
+                return await send_json(send, 408, {"error": f"the request body did not arrive within "
+                                                            f"{BODY_DEADLINE_S:.0f} s"})
             if message["type"] == "http.disconnect":
                 return None
             size += len(message.get("body", b""))
@@ -279,9 +337,12 @@ class RequestGuard:
         if scope["path"].startswith(GRADIO_API) and body:
             try:
                 payload = json.loads(body)
-            except ValueError:
+            except (ValueError, RecursionError):  # deep nesting: Python's parser gives up with a RecursionError
                 payload = None
-            if payload is None or (names_a_file(payload) and not (
+            if payload is None or nested_deeper(payload, MAX_JSON_DEPTH):
+                # Gradio and pydantic would recurse over it too: a plain-text 500 and a traceback in the log
+                return await send_json(send, 422, {"error": "the body is not valid JSON, or nested too deeply"})
+            if (names_a_file(payload) and not (
                     self.uploads is not None and self.uploads.allows(
                         scope["path"], payload, dict(scope["headers"]).get(b"host", b"").decode("latin-1")))):
                 return await send_json(send, 422, {"error": "the chat takes text only"})
@@ -296,15 +357,35 @@ class RequestGuard:
         return await self.app(scope, replay, send)
 
 
+TOKEN_CHARS = re.compile(r"[A-Za-z0-9._~+/=!#$%&'*^`|-]{8,512}")
+
+
+def check_token(token: str) -> None:
+    """QA_TOKEN must be one a client can send as it is: printable ASCII with no space, quote, comma or ';'
+    (headers arrive as latin-1, URLs and cookies split at those), 8 characters or more."""
+    if not TOKEN_CHARS.fullmatch(token):
+        from index.errors import UsageError
+
+        raise UsageError("QA_TOKEN must be 8 to 512 printable ASCII characters without spaces, quotes, ',', ';' "
+                         "or '\\' (for example: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
+
+
 class TokenGate:
-    """With QA_TOKEN set: REST needs `Authorization: Bearer TOKEN`; a browser opens /?token=TOKEN once
-    and keeps it in an HttpOnly cookie. /healthz stays open for liveness probes."""
+    """With QA_TOKEN set: REST needs `Authorization: Bearer TOKEN`; a browser opens /?token=TOKEN once and
+    keeps a session in an HttpOnly cookie. /healthz stays open for liveness probes.
+
+    The cookie holds a random value of this server process, never the token: browsers send a host's cookies
+    to every port of it, so another web app on the same machine would otherwise receive the secret."""
 
     def __init__(self, app, token: str):
-        self.app, self.token = app, token
+        import secrets
 
-    def _ok(self, candidate: str | None) -> bool:
-        return bool(candidate) and hmac.compare_digest(candidate.encode(), self.token.encode())
+        self.app, self.token = app, token
+        self.session = secrets.token_urlsafe(32)
+
+    @staticmethod
+    def _same(candidate: str | None, secret: str) -> bool:
+        return bool(candidate) and hmac.compare_digest(candidate.encode("utf-8", "replace"), secret.encode())
 
     async def __call__(self, scope, receive, send):
         if scope["type"] not in ("http", "websocket") or scope["path"] == "/healthz":
@@ -314,10 +395,10 @@ class TokenGate:
         cookie = SimpleCookie(headers.get(b"cookie", b"").decode("latin-1"))
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         scheme, _, credential = auth.partition(" ")  # the scheme is case-insensitive (RFC 9110)
-        if (scheme.lower() == "bearer" and self._ok(credential.strip())) or (
-                TOKEN_COOKIE in cookie and self._ok(cookie[TOKEN_COOKIE].value)):
+        if (scheme.lower() == "bearer" and self._same(credential.strip(), self.token)) or (
+                TOKEN_COOKIE in cookie and self._same(cookie[TOKEN_COOKIE].value, self.session)):
             return await self.app(scope, receive, send)
-        if scope["type"] == "http" and self._ok((query.get("token") or [None])[0]):
+        if scope["type"] == "http" and self._same((query.get("token") or [None])[0], self.token):
             rest = {k: v for k, v in query.items() if k != "token"}
             # Back to the same page on this server: "//host/x" would leave it, and raw CR/LF would break the header.
             location = quote("/" + scope["path"].lstrip("/"), safe="/-._~!$&'()*+,;=:@%")
@@ -325,7 +406,8 @@ class TokenGate:
             secure = "; Secure" if scope.get("scheme") == "https" else ""
             await send({"type": "http.response.start", "status": 303, "headers": [
                 (b"location", location.encode("ascii")),
-                (b"set-cookie", f"{TOKEN_COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/{secure}".encode())]})
+                (b"set-cookie",
+                 f"{TOKEN_COOKIE}={self.session}; HttpOnly; SameSite=Strict; Path=/{secure}".encode())]})
             return await send({"type": "http.response.body", "body": b""})
         if scope["type"] == "websocket":
             return await send({"type": "websocket.close", "code": 1008})
@@ -368,6 +450,8 @@ class SecurityHeaders:
                                    or (path == UPLOAD_PROGRESS_ROUTE and scope["method"] == "GET"))
         if path.startswith(BLOCKED_PREFIXES) and not upload:
             return await send_json(send, 403, {"error": "file transfer is disabled: the chat takes text only"}, extra)
+        if any(path.rstrip("/") == c or path.startswith(c + "/") for c in CLOSED_PREFIXES):
+            return await send_json(send, 404, {"error": f"no such page: {path[:100]}"}, extra)
 
         held: dict | None = None  # a JSON 4xx held back until its body shows whether it is Gradio's {"detail": ...}
         failed: int | None = None  # a plain-text 5xx from Gradio (its traceback's last line): said as one JSON line

@@ -20,7 +20,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from index.collections import DEFAULT_COLLECTION
-from index.errors import NotFoundError, QAError, UsageError
+from index.errors import NotFoundError, QAError, UsageError, said
 from index.uploads import MAX_REQUEST_BYTES, MAX_UPLOAD_BYTES, list_documents, remove_document
 from qa.engine import check_question
 from qa.library import Library
@@ -84,7 +84,7 @@ def create_api(library: Library, llms: list[str] | tuple[str, ...] = ()) -> Fast
 
     @app.exception_handler(QAError)
     async def qa_error(_: Request, exc: QAError):
-        return JSONResponse({"error": str(exc)}, status_code=503)
+        return JSONResponse({"error": said(exc)}, status_code=503)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError):
@@ -266,7 +266,8 @@ def create_app(library: Library, host: str = "127.0.0.1", allow_hosts: list[str]
     import gradio as gr
 
     from .chat import COPY_JS, CSS, build_chat
-    from .documents import DOCUMENTS_CSS, MAX_WAITING_UPLOADS_BYTES, UPLOAD_API, in_upload_folder, sweep_upload_folder
+    from .documents import (DOCUMENTS_CSS, MAX_WAITING_UPLOADS_BYTES, MAX_WAITING_UPLOADS_FILES, UPLOAD_API,
+                            in_upload_folder, sweep_upload_folder)
 
     app = create_api(library, llms)
     # Gradio serves nothing from disk beyond its own assets: no allowed paths, the index root and the
@@ -277,10 +278,15 @@ def create_app(library: Library, host: str = "127.0.0.1", allow_hosts: list[str]
     # Uploads (the Documents panel): Gradio's upload route takes files up to the limits, and only the upload
     # event may name them, by paths inside Gradio's upload folder (FileUploads); the rest stays closed.
     uploads = FileUploads({i for i, fn in demo.fns.items() if fn.api_name == UPLOAD_API}, {UPLOAD_API},
-                          in_upload_folder, MAX_REQUEST_BYTES, sweep_upload_folder, MAX_WAITING_UPLOADS_BYTES)
+                          in_upload_folder, MAX_REQUEST_BYTES, sweep_upload_folder, MAX_WAITING_UPLOADS_BYTES,
+                          MAX_WAITING_UPLOADS_FILES)
     app = gr.mount_gradio_app(app, demo, path="/", css=CSS + DOCUMENTS_CSS, js=COPY_JS, footer_links=["api"],
                               theme=gr.themes.Soft(primary_hue="blue"), allowed_paths=[],
-                              blocked_paths=sorted(blocked), max_file_size=MAX_UPLOAD_BYTES)
+                              blocked_paths=sorted(blocked), max_file_size=MAX_UPLOAD_BYTES,
+                              # Run history would keep every answer in the browser and, with a bucket header or a
+                              # connect call, reach the Hugging Face Hub with the host's own HF_TOKEN; monitoring
+                              # would show anyone the endpoints' counts and latencies.
+                              run_history=False, enable_monitoring=False)
     if token:
         app.add_middleware(TokenGate, token=token)
     app.add_middleware(RequestGuard, uploads=uploads)
