@@ -29,6 +29,7 @@ from .lexical import term_counts
 def chunk_terms(text: str, headings: str):
     """BM25 terms of a chunk: its words and those of the headings above it (a definition is found by its term)."""
     return term_counts(f"{headings}\n{text}" if headings else text)
+from .isolate import ParseCache
 from .load import Document, Skipped, list_files, load_corpus
 from .progress import IndexEvent, Progress
 from .store import (VectorCopyDamaged, check_index_dir, current_meta, drop_collection, open_collection,
@@ -37,6 +38,7 @@ from .store import (VectorCopyDamaged, check_index_dir, current_meta, drop_colle
 
 CHROMA_BATCH = 4000  # below Chroma's max batch size
 LOCK_FILE, PID_FILE = "index.lock", "index.pid"
+PARSED_DIR = "parsed"  # what PDF and .docx files parsed to (index.isolate.ParseCache)
 PENDING_COLLECTIONS = "pending-collections.json"  # a --rebuild's collection until it is in use
 EMBED_CACHE = "embed-cache.sqlite"
 
@@ -374,7 +376,7 @@ def build_index(settings: Settings, corpus: Path | None = None, rebuild: bool = 
             raise QAError(f"qa index failed: {reason}; the previous index is unchanged") from exc
 
 
-_INDEXER_CODE = ("build.py", "chunk.py", "embed.py", "formats.py", "lexical.py", "load.py")
+_INDEXER_CODE = ("build.py", "chunk.py", "embed.py", "formats.py", "isolate.py", "lexical.py", "load.py")
 
 
 @cache
@@ -445,7 +447,9 @@ def _build_locked(settings: Settings, corpus: Path, rebuild: bool, progress, all
     if (not rebuild and meta.get("collection") and fingerprint and meta.get("files_fingerprint") == fingerprint
             and _finished_cleanly(index_dir, meta)):
         return _unchanged_report(store_path, meta, progress, started)
-    documents, skipped = load_corpus(corpus, progress)
+    parsed = ParseCache(index_dir / PARSED_DIR, _indexer_code_digest())
+    documents, skipped = load_corpus(corpus, progress, parsed)
+    parsed.keep_only({d.doc_hash for d in documents})
     if not documents and not allow_empty:
         raise UsageError(f"No readable documents in {corpus}: nothing indexed, the existing index is unchanged "
                          "(pass --allow-empty to empty it)")

@@ -12,6 +12,7 @@ The child speaks pickled (suffix, bytes) in and ("ok", Parsed) | ("unreadable", 
 from __future__ import annotations
 
 import contextvars
+import json
 import os
 import pickle
 import select
@@ -21,6 +22,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
 
 ISOLATED_SUFFIXES = frozenset({".pdf", ".docx"})
 
@@ -129,6 +132,45 @@ def parse_isolated(suffix: str, data: bytes):
     if kind == "unreadable":
         raise Unreadable(value)
     raise Unreadable(f"could not be read ({value})")
+
+
+class ParseCache:
+    """What PDF and .docx files parsed to, by the sha256 of their bytes, kept in the index folder: adding one
+    file to a collection read every PDF in it again (a 50-byte upload waited 57 s behind a slow one).
+    An entry names the indexer's code too, so a new parser reads every file again."""
+
+    def __init__(self, folder: Path, code: str):
+        self.folder, self.code = folder, code[:16]
+
+    def _path(self, digest: str) -> Path:
+        return self.folder / f"{self.code}-{digest}.json"
+
+    def get(self, digest: str):
+        from .formats import Block, Parsed
+
+        try:
+            saved = json.loads(self._path(digest).read_text(encoding="utf-8"))
+            return Parsed(saved["text"], [Block(**b) for b in saved["blocks"]], saved["notes"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # none yet, or damaged: parse again
+
+    def put(self, digest: str, parsed) -> None:
+        try:
+            self.folder.mkdir(exist_ok=True)
+            temp = self._path(digest).with_suffix(".tmp")
+            temp.write_text(json.dumps({"text": parsed.text, "blocks": [asdict(b) for b in parsed.blocks],
+                                        "notes": parsed.notes}), encoding="utf-8")
+            os.replace(temp, self._path(digest))
+        except OSError:
+            pass  # a cache: the next run parses again
+
+    def keep_only(self, digests: set[str]) -> None:
+        """Drop the entries of files no longer in the corpus, or of another indexer version."""
+        if self.folder.is_dir():
+            keep = {self._path(d).name for d in digests}
+            for path in self.folder.iterdir():
+                if path.name not in keep:
+                    path.unlink(missing_ok=True)
 
 
 def _serve(limit_mb: int) -> None:

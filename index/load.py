@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import NotFoundError
-from .isolate import ISOLATED_SUFFIXES, ParseLimit, parse_isolated
+from .isolate import ISOLATED_SUFFIXES, ParseCache, ParseLimit, parse_isolated
 from .formats import (HTML_SUFFIXES, MARKDOWN_SUFFIXES, SUFFIXES, Block, Parsed, Unreadable, read_docx, read_html,
                       read_md, read_pdf, read_txt)
 
@@ -55,8 +55,9 @@ def parse(suffix: str, data: bytes) -> Parsed:
     return read_md(text) if suffix in MARKDOWN_SUFFIXES else read_txt(text)
 
 
-def read_document(path: Path, source: str) -> tuple[Document | Skipped, list[Skipped]]:
-    """Load one file, or say why it was skipped (binary, not UTF-8, empty, too large, broken); plus notes."""
+def read_document(path: Path, source: str, cache: ParseCache | None = None) -> tuple[Document | Skipped, list[Skipped]]:
+    """Load one file, or say why it was skipped (binary, not UTF-8, empty, too large, broken); plus notes.
+    cache: where PDF and .docx files already parsed are found by their bytes' hash."""
     try:
         with path.open("rb") as f:  # at most one byte past the limit: a sparse 3 GB file took 3 GB of memory
             data = f.read(MAX_FILE_BYTES + 1)
@@ -64,9 +65,16 @@ def read_document(path: Path, source: str) -> tuple[Document | Skipped, list[Ski
         return Skipped(source, f"unreadable ({exc.strerror})"), []
     if len(data) > MAX_FILE_BYTES:
         return Skipped(source, f"larger than {MAX_FILE_BYTES // 1_000_000} MB"), []
-    suffix = path.suffix.lower()
+    suffix, digest = path.suffix.lower(), hashlib.sha256(data).hexdigest()
     try:
-        parsed = parse_isolated(suffix, data) if suffix in ISOLATED_SUFFIXES else parse(suffix, data)
+        if suffix in ISOLATED_SUFFIXES:
+            parsed = cache.get(digest) if cache else None
+            if parsed is None:
+                parsed = parse_isolated(suffix, data)
+                if cache:
+                    cache.put(digest, parsed)
+        else:
+            parsed = parse(suffix, data)
     except ParseLimit as exc:
         return Skipped(source, str(exc)), []
     except UnicodeDecodeError as exc:
@@ -77,7 +85,7 @@ def read_document(path: Path, source: str) -> tuple[Document | Skipped, list[Ski
         return Skipped(source, f"could not be read ({type(exc).__name__})"), []
     if not parsed.text.strip() or not any(b.kind != "heading" for b in parsed.blocks):
         return Skipped(source, "empty"), []
-    document = Document(source=source, doc_hash=hashlib.sha256(data).hexdigest(), text=parsed.text,
+    document = Document(source=source, doc_hash=digest, text=parsed.text,
                         blocks=tuple(parsed.blocks))
     return document, [Skipped(source, note) for note in parsed.notes]
 
@@ -174,10 +182,11 @@ def _links_inside(path: Path, real_root: Path) -> bool:
         return False
 
 
-def load_corpus(root: Path, progress=None) -> tuple[list[Document], list[Skipped]]:
+def load_corpus(root: Path, progress=None, cache: ParseCache | None = None) -> tuple[list[Document], list[Skipped]]:
     """Every readable text document under root, and the files skipped with their reasons.
 
-    progress, if given, receives an index.progress.IndexEvent per file read and per file skipped.
+    progress, if given, receives an index.progress.IndexEvent per file read and per file skipped; cache keeps
+    what PDF and .docx files parsed to (the index run's, in its folder).
     """
     from .progress import IndexEvent
 
@@ -194,7 +203,7 @@ def load_corpus(root: Path, progress=None) -> tuple[list[Document], list[Skipped
         if path.suffix.lower() not in SUFFIXES:
             found = [Skipped(source, f"unsupported file type {path.suffix!r}")]
         else:
-            result, found = read_document(path, source)
+            result, found = read_document(path, source, cache)
             if isinstance(result, Document):
                 documents.append(result)
             else:

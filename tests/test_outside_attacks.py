@@ -353,3 +353,52 @@ def test_collections_are_listed_from_a_cache_until_one_changes(tmp_path, monkeyp
     add_files(settings, "two", [("more.txt", b"Another document for two.\n")])
     listed = {c.name: c.documents for c in collections.list_collections(settings)}
     assert reads == ["two"] and listed["two"] == 2 and listed["one"] == 1
+
+
+def test_a_parse_whose_caller_gave_up_is_stopped(tmp_path):
+    """A client that left did not stop its upload's parse (112 s of CPU for nobody). The upload sets
+    index.isolate.cancelled when its page goes away; the parse in the child process is then killed."""
+    from index import isolate
+    from index.load import read_document
+
+    path = tmp_path / "slow.pdf"
+    path.write_bytes(slow_pdf(pages=8, operators=200_000))
+    gone = threading.Event()
+    threading.Timer(1.0, gone.set).start()
+    token = isolate.cancelled.set(gone.is_set)
+    started = time.monotonic()
+    try:
+        with pytest.raises(isolate.Cancelled):
+            read_document(path, "slow.pdf")
+    finally:
+        isolate.cancelled.reset(token)
+    assert time.monotonic() - started < 3
+    document, _ = read_document(_write(tmp_path / "ok.pdf"), "ok.pdf")
+    assert "tide gauge" in document.text  # a new parser process serves the next file
+
+
+def _write(path: Path) -> Path:
+    path.write_bytes(text_and_blank_pdf())
+    return path
+
+
+def test_an_unchanged_pdf_is_never_parsed_again(tmp_path, monkeypatch):
+    """Every change to a collection read each of its PDFs again: a 50-byte upload waited 57 s behind one."""
+    from index import load
+    from index.build import build_index
+    from index.config import load_settings
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    _write(corpus / "gauge.pdf")
+    settings = load_settings(corpus=corpus, index_dir=tmp_path / "index")
+    build_index(settings)
+    parsed = []
+    real = load.parse_isolated
+    monkeypatch.setattr(load, "parse_isolated", lambda suffix, data: parsed.append(suffix) or real(suffix, data))
+    (corpus / "note.txt").write_text("The harbour master reads the gauge at dawn.\n", encoding="utf-8")
+    report = build_index(settings)
+    assert parsed == [] and report.unchanged == ["gauge.pdf"] and report.added == ["note.txt"]
+    (corpus / "other.pdf").write_bytes(slow_pdf(pages=1, operators=10))
+    build_index(settings)
+    assert parsed == [".pdf"]  # only the new one
