@@ -402,3 +402,34 @@ def test_an_unchanged_pdf_is_never_parsed_again(tmp_path, monkeypatch):
     (corpus / "other.pdf").write_bytes(slow_pdf(pages=1, operators=10))
     build_index(settings)
     assert parsed == [".pdf"]  # only the new one
+
+
+def test_numbers_gradio_cannot_take_are_refused_before_it_sees_them(attacked):
+    """A slider value of 1e309 (inf) or NaN reached Gradio's input check, which logged a traceback."""
+    url = attacked[0]
+    for number in ("1e309", "-1e999", "NaN", "Infinity"):
+        body = '{"data": ["Which drug killed Daniel Whitworth?", [], %s, "hybrid"]}' % number
+        response = httpx.post(url + "/gradio_api/call/ask", content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 422 and list(response.json()) == ["error"], number
+
+
+def test_the_upload_quota_is_checked_and_written_under_one_lock(tmp_path, monkeypatch):
+    """Parallel uploads each checked the quota before any had written: under a 1 MB quota six of them left
+    5 MB. add_files now runs one call at a time, so each check sees what the others wrote."""
+    from index import uploads
+    from index.config import load_settings
+
+    monkeypatch.setattr(uploads, "MAX_UPLOADS_TOTAL_BYTES", 1_000_000)
+    settings = load_settings(corpus=SEEDS, index_dir=tmp_path / "index")
+    barrier = threading.Barrier(6)
+
+    def upload(i: int):
+        barrier.wait()  # all six at once
+        added, _ = uploads.add_files(settings, f"ledger{i}", [(f"part{i}.txt", bytes([65 + i]) * 300_000)],
+                                     index=False)
+        return added.saved
+
+    with ThreadPoolExecutor(6) as pool:
+        saved = list(pool.map(upload, range(6)))
+    assert sum(bool(s) for s in saved) == 3  # 0.3 + 0.3 + 0.3 MB fit under 1 MB; a fourth would not
+    assert uploads.uploads_in_use(settings) <= 1_000_000

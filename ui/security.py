@@ -139,6 +139,18 @@ async def send_json(send, status: int, body: dict, headers: list[tuple[bytes, by
 MAX_JSON_DEPTH = 32  # a chat call nests 5 deep; a history of messages with content parts, under 10
 
 
+def _finite(text: str) -> float:
+    """A JSON number as a float, refused when it overflows (1e309 reached Gradio's slider as inf: a traceback)."""
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError("number out of range")
+    return value
+
+
+def _not_a_number(text: str):
+    raise ValueError(f"{text} is not JSON")
+
+
 def nested_deeper(value, limit: int) -> bool:
     """True if a parsed JSON value nests lists and objects more than `limit` deep (walked without recursion)."""
     stack = [(value, 1)]
@@ -336,7 +348,7 @@ class RequestGuard:
         body, replayed = b"".join(parts), False
         if scope["path"].startswith(GRADIO_API) and body:
             try:
-                payload = json.loads(body)
+                payload = json.loads(body, parse_constant=_not_a_number, parse_float=_finite)
             except (ValueError, RecursionError):  # deep nesting: Python's parser gives up with a RecursionError
                 payload = None
             if payload is None or nested_deeper(payload, MAX_JSON_DEPTH):
