@@ -369,16 +369,16 @@ class RequestGuard:
         return await self.app(scope, replay, send)
 
 
-TOKEN_CHARS = re.compile(r"[A-Za-z0-9._~+/=!#$%&'*^`|-]{8,512}")
+TOKEN_CHARS = re.compile(r"[A-Za-z0-9._~+/=!#$%&'*^`|-]{1,512}")
 
 
 def check_token(token: str) -> None:
     """QA_TOKEN must be one a client can send as it is: printable ASCII with no space, quote, comma or ';'
-    (headers arrive as latin-1, URLs and cookies split at those), 8 characters or more."""
+    (headers arrive as latin-1, URLs and cookies split at those)."""
     if not TOKEN_CHARS.fullmatch(token):
         from index.errors import UsageError
 
-        raise UsageError("QA_TOKEN must be 8 to 512 printable ASCII characters without spaces, quotes, ',', ';' "
+        raise UsageError("QA_TOKEN must be up to 512 printable ASCII characters without spaces, quotes, ',', ';' "
                          "or '\\' (for example: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
 
 
