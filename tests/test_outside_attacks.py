@@ -404,6 +404,15 @@ def test_an_unchanged_pdf_is_never_parsed_again(tmp_path, monkeypatch):
     assert parsed == [".pdf"]  # only the new one
 
 
+def test_a_call_to_an_endpoint_that_does_not_exist_is_a_404(attacked):
+    """POST /gradio_api/call/v2/<unknown> was a 500 with a KeyError traceback in the server log."""
+    url, proc = attacked[0], attacked[3]
+    for route in ("call/v2", "call", "run", "api"):
+        response = httpx.post(f"{url}/gradio_api/{route}/nope", json={"data": ["x"]})
+        assert response.status_code == 404 and "no such endpoint: nope" in response.json()["error"], route
+    assert httpx.post(f"{url}/gradio_api/call/ask", json={"data": ["x"]}).status_code != 404
+
+
 def test_numbers_gradio_cannot_take_are_refused_before_it_sees_them(attacked):
     """A slider value of 1e309 (inf) or NaN reached Gradio's input check, which logged a traceback."""
     url = attacked[0]

@@ -38,6 +38,7 @@ CLOSED_PREFIXES = ("/gradio_api/run-history", "/gradio_api/runs", "/run-history"
 UPLOAD_ROUTE = "/gradio_api/upload"
 UPLOAD_PROGRESS_ROUTE = "/gradio_api/upload_progress"  # progress events of an upload: no file goes either way
 _CALL_ROUTE = re.compile(r"/gradio_api/(?:run|api|call)/([^/]+)/?")
+_NAMED_CALL = re.compile(r"/gradio_api/(?:run|api|call|call/v2)/([^/]+)/?")  # a call that names its endpoint
 _FILE_KEYS = {"path", "url", "size", "orig_name", "mime_type", "is_stream", "meta"}
 
 
@@ -259,8 +260,9 @@ class RequestGuard:
     Gradio call that names a file (unless `uploads` allows it). With `uploads`, Gradio's upload route takes
     bodies up to uploads.max_request_bytes, streamed through (not held in memory)."""
 
-    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES, uploads: FileUploads | None = None):
-        self.app, self.max_bytes, self.uploads = app, max_bytes, uploads
+    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES, uploads: FileUploads | None = None,
+                 endpoints: set[str] | None = None):
+        self.app, self.max_bytes, self.uploads, self.endpoints = app, max_bytes, uploads, endpoints
 
     async def _upload(self, scope, receive, send):
         """Gradio's upload route, its body counted as it streams: past the limit the app is cut off, 413;
@@ -326,6 +328,11 @@ class RequestGuard:
             return await self.app(scope, receive, send)
         if self.uploads is not None and scope["path"] == UPLOAD_ROUTE and scope["method"] == "POST":
             return await self._upload(scope, receive, send)
+        named = _NAMED_CALL.fullmatch(scope["path"])
+        if named and self.endpoints is not None and named[1] not in self.endpoints:
+            # Gradio looks the name up in a dict and fails with a KeyError: a 500 and a traceback in the log
+            return await send_json(send, 404, {"error": f"no such endpoint: {ascii(named[1][:60])[1:-1]} "
+                                                        "(see /gradio_api/info)"})
         too_big = {"error": f"request body over {self.max_bytes} bytes"}
         declared = dict(scope["headers"]).get(b"content-length")
         if declared and declared.isdigit() and int(declared) > self.max_bytes:

@@ -289,7 +289,8 @@ def create_app(library: Library, host: str = "127.0.0.1", allow_hosts: list[str]
                               run_history=False, enable_monitoring=False)
     if token:
         app.add_middleware(TokenGate, token=token)
-    app.add_middleware(RequestGuard, uploads=uploads)
+    app.add_middleware(RequestGuard, uploads=uploads,
+                       endpoints={fn.api_name for fn in demo.fns.values() if isinstance(fn.api_name, str)})
     names = allowed_host_names(host, allow_hosts)
     app.add_middleware(HostCheck, names=names)
     # outermost: the refusals of the layers inside carry the headers too
