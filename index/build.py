@@ -31,9 +31,9 @@ def chunk_terms(text: str, headings: str):
     return term_counts(f"{headings}\n{text}" if headings else text)
 from .load import Document, Skipped, list_files, load_corpus
 from .progress import IndexEvent, Progress
-from .store import (VectorCopyDamaged, check_index_dir, current_meta, drop_collection, open_collection,
-                    open_side_store, publish_vector_copy, read_vector_copy, side_store_path, unpack_postings,
-                    write_vector_copy)
+from .store import (VectorCopyDamaged, check_index_dir, current_meta, drop_collection, note_generation,
+                    open_collection, open_side_store, publish_vector_copy, read_vector_copy, side_store_path,
+                    unpack_postings, write_vector_copy)
 
 CHROMA_BATCH = 4000  # below Chroma's max batch size
 LOCK_FILE, PID_FILE = "index.lock", "index.pid"
@@ -535,6 +535,7 @@ def _build_locked(settings: Settings, corpus: Path, rebuild: bool, progress, all
                                                                   else [])])
         os.replace(work_path, store_path)  # the switch: readers reopen on the new file
     publish_vector_copy(index_dir)
+    note_generation(settings, generation)
     if report.rebuilt:
         if meta.get("collection"):
             drop_collection(settings, meta["collection"])

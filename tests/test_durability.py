@@ -246,6 +246,44 @@ def test_the_server_follows_an_incremental_reindex_with_exact_citations(seed_set
         stop_server(proc)
 
 
+def test_dense_search_in_a_running_server_sees_what_qa_index_adds(seed_settings, corpus_copy, tmp_path):
+    # Issue 24: a local Chroma client loads the vectors once; the server searched the vectors of the day it
+    # started, so a document added by `qa index` beside it was found by its keywords only, never in dense mode.
+    index_dir = tmp_path / "idx"
+    shutil.copytree(seed_settings.index_dir, index_dir)
+    proc, url = start_server(corpus_copy, index_dir)
+    try:
+        assert httpx.post(url + "/api/ask", json={"question": QUESTION, "mode": "dense"}).json()["passages"]
+        (corpus_copy / "extra.txt").write_text("Ada Quist keeps the lighthouse at Rye.", encoding="utf-8")
+        assert run_qa("index", str(corpus_copy), index_dir=index_dir).returncode == 0
+        body = httpx.post(url + "/api/ask", json={"question": "Who keeps the lighthouse?", "mode": "dense"}).json()
+        assert body["passages"][0]["source"] == "extra.txt" and "Ada Quist" in body["answer"]
+        hybrid = httpx.post(url + "/api/ask", json={"question": "Who keeps the lighthouse?"}).json()
+        assert hybrid["passages"][0]["dense"] is not None  # found by its meaning too, not by BM25 alone
+    finally:
+        stop_server(proc)
+
+
+def test_a_running_server_answers_from_a_collection_re_pointed_at_another_folder(seed_settings, tmp_path):
+    # Re-pointed under a live server, dense search returned no passage and every hybrid one had "dense": null.
+    index_dir = tmp_path / "idx"
+    shutil.copytree(seed_settings.index_dir, index_dir)
+    other = tmp_path / "ferries"
+    other.mkdir()
+    (other / "ferry.txt").write_text("The ferry to Camber leaves at 9:40 every morning.", encoding="utf-8")
+    proc, url = start_server(SEEDS, index_dir)
+    try:
+        assert httpx.post(url + "/api/ask", json={"question": QUESTION, "mode": "dense"}).json()["passages"]
+        result = run_qa("index", str(other), index_dir=index_dir)
+        assert result.returncode == 0, result.stderr
+        dense = httpx.post(url + "/api/ask", json={"question": "When does the ferry leave?", "mode": "dense"}).json()
+        assert [p["source"] for p in dense["passages"]] == ["ferry.txt"] and "9:40" in dense["answer"]
+        hybrid = httpx.post(url + "/api/ask", json={"question": "When does the ferry leave?"}).json()
+        assert all(p["dense"] is not None for p in hybrid["passages"])
+    finally:
+        stop_server(proc)
+
+
 def test_a_rebuild_under_load_fails_no_request(seed_settings, tmp_path):
     index_dir = tmp_path / "idx"
     shutil.copytree(seed_settings.index_dir, index_dir)
