@@ -115,6 +115,20 @@ def test_chat_resolves_follow_ups(built_index):
     assert "Mr Whitworth, 21" in result.stdout
 
 
+def test_chat_follow_ups_that_open_with_and(built_index):
+    # Issue 24: "and how old was he?" was searched as "Which drug killed how old was he?", and "and who is his
+    # stepmother?" abstained although the same question without "and" answered.
+    env = {**os.environ, "QA_INDEX_DIR": str(built_index), "QA_CORPUS": str(SEEDS)}
+    result = subprocess.run([sys.executable, "-m", "qa", "chat"], input="Which drug killed Daniel Whitworth?\n"
+                            "and how old was he?\nand who is his stepmother?\n\n", cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    assert "searched for: How old was Daniel Whitworth?" in result.stdout
+    assert "searched for: Who is Daniel Whitworth's stepmother?" in result.stdout
+    assert "Mr Whitworth, 21" in result.stdout and "Mandy Pearson" in result.stdout
+    assert "The documents don't say" not in result.stdout
+
+
 def test_serve_on_a_busy_port_is_a_one_line_error(built_index):
     import socket
 
