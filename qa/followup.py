@@ -14,17 +14,17 @@ _PRONOUNS = {
 _PRONOUN_TIERS = [re.compile(rf"\b({words})\b", re.I) for words in ("he|him|his|she|her|hers", "they|them|their",
                                                                       "it|its")]
 _ASKS_FOR_PERSON = re.compile(r"^\s*who\b|\bwhose\b", re.I)
-_ELLIPSIS_RE = re.compile(r"^\s*(?:and\s+)?(?:what|how)\s+about\s+(.+?)\s*\??\s*$", re.I)
+_ELLIPSIS_RE = re.compile(r"^\s*(?:and\s+)?(?:what|how)\s+about\s+(.+?)\s*\??\s*$", re.IGNORECASE)
 # A follow-up often opens with a conjunction that joins it to the last turn ("and how old was he?"); what
 # follows it is either a question of its own, or only the thing the last question is now asked about
 # ("and Jack Taylor?").
 _LEADING_CONJUNCTION = re.compile(r"^\s*(?:and|but|so|also|then|plus|or|ok|okay)\b[\s,]*(?:(?:also|then|so)\b[\s,]*)?",
-                                  re.I)
+                                  re.IGNORECASE)
 # A clause that opens with a question word, an auxiliary verb or a request is a question of its own.
 _OPENS_A_QUESTION = re.compile(
     r"^(?:who|whom|whose|what|when|where|why|how|which|is|are|was|were|am|do|does|did|can|could|has|have|had|will|"
     r"would|should|shall|may|might|must|tell|list|name|give|describe|explain|show|in|on|at|for|from|to|with|by)\b",
-    re.I)
+    re.IGNORECASE)
 
 
 def _last_entity(history: list[tuple[str, str]], person: bool = False) -> str | None:

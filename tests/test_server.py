@@ -103,8 +103,8 @@ def test_ask_resolves_follow_ups_from_history(server):
 
 
 def test_ask_resolves_follow_ups_that_open_with_and(server):
-    history = [["Which drug killed Daniel Whitworth?", "Mr Whitworth, 21, was killed by Port after being given a "
-                "fatal dose of the date rape drug GHB [1]."]]
+    answer = "Mr Whitworth, 21, was killed by Port after being given a fatal dose of the date rape drug GHB [1]."
+    history = [["Which drug killed Daniel Whitworth?", answer]]
     body = httpx.post(server + "/api/ask", json={"question": "and who is his stepmother?", "history": history}).json()
     assert body["search_query"] == "Who is Daniel Whitworth's stepmother?" and not body["abstained"]
     assert "Mandy Pearson" in body["answer"]
