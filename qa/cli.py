@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("paths", nargs="*", help="corpus folder (default: QA_CORPUS)")
     s.add_argument("--rebuild", action="store_true", help="start from an empty index")
     s.add_argument("--allow-empty", action="store_true", help="let a folder with no readable documents empty the index")
+    s.add_argument("--replace", action="store_true",
+                   help="let FOLDER replace the documents of a collection made from another folder")
 
     s = sub.add_parser("ask", help="answer one question with citations", parents=[coll])
     s.add_argument("question")
@@ -197,7 +199,13 @@ def cmd_index(args, settings) -> int:
     corpus = Path(args.paths[0]) if args.paths else None
     if corpus is not None and not corpus.exists():
         raise NotFoundError(f"No such file or folder: {corpus}")
-    before = collection_info(settings, name).corpus
+    info = collection_info(settings, name)
+    before = info.corpus
+    if corpus is not None and before and Path(before) != corpus.resolve() and not args.replace:
+        # Re-pointing a collection drops every document of the folder it was made from: said before, not after.
+        raise UsageError(f"collection {name!r} indexes {before} ({info.documents} documents); to replace them with "
+                         f"{corpus}, add --replace; to keep both, give it a name: qa index {corpus} --collection "
+                         f"{'NAME' if name == DEFAULT_COLLECTION else 'OTHER-NAME'}")
     settings = collection_settings(settings, name, corpus)  # a named one without a folder: the folder it indexes
     corpus = settings.corpus
     progress = _IndexProgress()  # on screen before the slow imports
@@ -209,7 +217,8 @@ def cmd_index(args, settings) -> int:
     finally:
         progress.finish()
     if before and Path(before) != corpus.resolve():  # said after the run: a failed one changed nothing
-        print(f"note: collection {name!r} indexed {before}; it now indexes {corpus.resolve()}", file=sys.stderr)
+        print(f"note: collection {name!r} indexed {before} ({info.documents} documents); it now indexes "
+              f"{corpus.resolve()}", file=sys.stderr)
     if report.documents == 0:
         print(f"warning: no readable documents in {corpus}: the index is now empty", file=sys.stderr)
     print(report.summary() + ("" if name == DEFAULT_COLLECTION else f" into collection {name!r}"))

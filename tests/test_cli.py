@@ -96,12 +96,12 @@ def test_first_ask_builds_the_index_and_bad_files_are_skipped(tmp_path):
 def test_an_empty_folder_does_not_wipe_the_index_unless_allowed(tmp_path, corpus_copy):
     assert run_qa("index", str(corpus_copy), index_dir=tmp_path / "idx").returncode == 0
     (tmp_path / "empty").mkdir()
-    refused = run_qa("index", str(tmp_path / "empty"), index_dir=tmp_path / "idx")
+    refused = run_qa("index", str(tmp_path / "empty"), "--replace", index_dir=tmp_path / "idx")
     assert refused.returncode == 2 and "No readable documents" in refused.stderr and "--allow-empty" in refused.stderr
     assert "Traceback" not in refused.stderr
     still = run_qa("ask", "Which drug killed Daniel Whitworth?", index_dir=tmp_path / "idx")
     assert "GHB" in still.stdout
-    emptied = run_qa("index", str(tmp_path / "empty"), "--allow-empty", index_dir=tmp_path / "idx")
+    emptied = run_qa("index", str(tmp_path / "empty"), "--allow-empty", "--replace", index_dir=tmp_path / "idx")
     assert emptied.returncode == 0 and "the index is now empty" in emptied.stderr
     assert run_qa("source", "--list", index_dir=tmp_path / "idx").stdout.strip() == ""
 

@@ -12,7 +12,7 @@ from typing import Literal, get_type_hints
 import gradio as gr
 from pydantic import ValidationError
 
-from index.collections import DEFAULT_COLLECTION
+from index.collections import DEFAULT_COLLECTION, UPLOADS_DIR
 from index.errors import QAError
 from qa.engine import MAX_QUESTION_CHARS, QA
 from qa.followup import FOLLOWUP_TURNS
@@ -108,6 +108,36 @@ def example_questions(corpus: Path, qa: QA, limit: int = 4) -> list[str]:
     return titles
 
 
+def indexed_folder(qa: QA) -> Path:
+    """The folder the collection's index was made from (recorded by `qa index`), not QA_CORPUS: after
+    `qa index ~/notes` the default collection answers from ~/notes whatever QA_CORPUS says."""
+    return Path(qa.index.meta.get("corpus") or qa.settings.corpus)
+
+
+_EXAMPLES_CACHE: dict[tuple[str, str], list[str]] = {}
+
+
+def collection_examples(qa: QA, limit: int = 4) -> list[str]:
+    """The "Try" questions for one collection: its folder's own .qa-examples.txt, else questions from its
+    document titles that it answers (one that would abstain is no example). Worked out once per index generation."""
+    key = (str(qa.settings.index_dir), qa.index.generation)
+    if key not in _EXAMPLES_CACHE:
+        folder = indexed_folder(qa)
+        if (folder / EXAMPLES_FILE).exists():
+            found = example_questions(folder, qa, limit)
+        else:
+            found = [q for q in example_questions(folder, qa, limit) if not _abstains(qa, q)]
+        _EXAMPLES_CACHE[key] = found
+    return _EXAMPLES_CACHE[key]
+
+
+def _abstains(qa: QA, question: str) -> bool:
+    try:
+        return qa.ask(question).abstained
+    except QAError:
+        return True
+
+
 def _as_int(value) -> int:
     try:
         return int(value)
@@ -119,10 +149,15 @@ MAX_SHOWN_MESSAGES = 200  # per browser session; older bubbles drop off the top
 
 
 def _title(qa: QA, collection: str) -> str:
-    n_docs = qa.index.n_documents
+    """The header: how many documents, from which folder (its name only: the server's paths are its own)."""
+    index = qa.index
+    n_docs = index.n_documents
+    folder = indexed_folder(qa)
+    where = ("uploaded documents" if folder.name == UPLOADS_DIR and folder.parent.name == collection
+             else f"<code>{escape(folder.name)}</code>")
     name = "" if collection == DEFAULT_COLLECTION else f" (collection <b>{escape(collection)}</b>)"
     return (f'<div id="qa-title"><h1>Grounded QA</h1><p>Answers from {n_docs} document'
-            f'{"s" if n_docs != 1 else ""} in <code>{escape(str(qa.settings.corpus))}</code>{name}; '
+            f'{"s" if n_docs != 1 else ""} in {where}{name}; '
             'every sentence cites the exact span it came from.</p></div>')
 
 
@@ -161,7 +196,7 @@ def build_chat(library: Library, collection: str = DEFAULT_COLLECTION,
                llms: tuple[str, ...] | list[str] = ()) -> gr.Blocks:
     """The chat; with llms (qa serve --llm / QA_LLM) an "Answer with" picker offers them, their tokens streamed."""
     qa = library.get(collection)
-    examples = example_questions(qa.settings.corpus, qa)
+    examples = collection_examples(qa)
     saved = store_path(library.settings.index_dir)
 
     def respond(message: str, conversation: dict | None, k: int, mode: str, backend: str | None = None,
@@ -244,8 +279,17 @@ def build_chat(library: Library, collection: str = DEFAULT_COLLECTION,
             engine = library.get(name if isinstance(name, str) else "")
         except QAError as exc:
             gr.Warning(str(exc))
-            return gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
-        return [], render_cards(None, engine.source_text), _new_conversation(name), "", _title(engine, name)
+            return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
+        return ([], render_cards(None, engine.source_text), _new_conversation(name), "", _title(engine, name),
+                _examples_update(engine))
+
+    def _examples_update(engine: QA):
+        found = collection_examples(engine)
+        return gr.Dataset(samples=[[e] for e in found] or [[""]], visible=bool(found))
+
+    def on_load():
+        """The header and examples as the index is now (`qa index` may have run since the server started)."""
+        return _title(qa, collection), _examples_update(qa)
 
     def list_collections():
         names = [c.name for c in library.collections()]
@@ -284,7 +328,7 @@ def build_chat(library: Library, collection: str = DEFAULT_COLLECTION,
         found = load_conversation(saved, conversation_id)
         if found is None:
             gr.Warning("That conversation is no longer saved.")
-            return (gr.update(),) * 7
+            return (gr.update(),) * 8
         name = found.collection
         try:
             engine = library.get(name)
@@ -299,7 +343,8 @@ def build_chat(library: Library, collection: str = DEFAULT_COLLECTION,
                  "collection": name, "id": found.id}
         same = engine is None
         return (shown, cards, state, "", gr.update() if same else gr.update(value=name),
-                gr.update() if same else _title(engine, name), _export_link(found.id))
+                gr.update() if same else _title(engine, name), _export_link(found.id),
+                gr.update() if same else _examples_update(engine))
 
     def delete_open(conversation: dict | None):
         """Delete the open conversation and start a new one in the same collection."""
@@ -323,8 +368,9 @@ def build_chat(library: Library, collection: str = DEFAULT_COLLECTION,
                                      elem_id="qa-input", max_length=2000)
                     ask = gr.Button("Ask", variant="primary", scale=1, elem_id="qa-ask")
                     clear_btn = gr.Button("New conversation", scale=1, elem_id="qa-clear")
-                if examples:
-                    gr.Examples(examples=[[e] for e in examples], inputs=[box], label="Try")
+                # Examples of the collection shown (none when its questions would not be answered).
+                try_these = gr.Examples(examples=[[e] for e in examples] or [[""]], inputs=[box], label="Try",
+                                        visible=bool(examples))
                 picker = gr.Dropdown([c.name for c in library.collections()], value=collection,
                                      label="Collection", elem_id="qa-collection", interactive=True)
                 backend = gr.Dropdown([EXTRACTIVE, *llms], value=EXTRACTIVE, label="Answer with", visible=bool(llms),
@@ -357,9 +403,11 @@ def build_chat(library: Library, collection: str = DEFAULT_COLLECTION,
         box.submit(answer_fn, inputs, outputs, api_name=False, **answering)
         clear_btn.click(clear, [conversation], outputs, api_name=False)
         chatbot.clear(clear, [conversation], outputs, api_name=False)  # the chatbot's own trash icon resets the state too
-        picker.input(switch, [picker], [*outputs, title], api_name=False)
+        picker.input(switch, [picker], [*outputs, title, try_these.dataset], api_name=False)
+        demo.load(on_load, None, [title, try_these.dataset], api_name=False)
         # Only the chosen id comes from the browser; the conversation is read from the store.
-        saved_list.input(open_saved, [saved_list], [*outputs, picker, title, export], api_name=False)
+        saved_list.input(open_saved, [saved_list], [*outputs, picker, title, export, try_these.dataset],
+                         api_name=False)
         delete_btn.click(delete_open, [conversation], outputs, api_name=False)
         # Whatever changed the conversation (an answer; a new, opened or deleted one), the list and link follow.
         conversation.change(**listing)
