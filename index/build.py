@@ -30,7 +30,7 @@ def chunk_terms(text: str, headings: str):
     """BM25 terms of a chunk: its words and those of the headings above it (a definition is found by its term)."""
     return term_counts(f"{headings}\n{text}" if headings else text)
 from .load import Document, Skipped, list_files, load_corpus
-from .progress import IndexEvent, Progress
+from .progress import IndexEvent, Progress, plural
 from .store import (VectorCopyDamaged, check_index_dir, current_meta, drop_collection, note_generation,
                     open_collection, open_side_store, publish_vector_copy, read_vector_copy, side_store_path,
                     unpack_postings, write_vector_copy)
@@ -55,7 +55,7 @@ class IndexReport:
     seconds: float = 0.0
 
     def summary(self) -> str:
-        return (f"Indexed {self.documents} documents, {self.chunks} chunks "
+        return (f"Indexed {plural(self.documents, 'document')}, {plural(self.chunks, 'chunk')} "
                 f"({len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed, "
                 f"{len(self.unchanged)} unchanged; {self.embedded} chunks embedded) in {self.seconds:.1f}s")
 

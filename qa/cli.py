@@ -16,6 +16,7 @@ from pathlib import Path
 
 from index.config import load_settings
 from index.errors import NotFoundError, QAError, UsageError
+from index.progress import plural
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="named index (env QA_COLLECTION; default: the default collection, made from --corpus)")
 
     s = sub.add_parser("index", help="index documents (incremental)", parents=[coll])
-    s.add_argument("paths", nargs="*", help="corpus folder (default: QA_CORPUS)")
+    s.add_argument("folder", nargs="?", metavar="FOLDER",
+                   help="the folder of documents (default: the collection's own, or QA_CORPUS)")
     s.add_argument("--rebuild", action="store_true", help="start from an empty index")
     s.add_argument("--allow-empty", action="store_true", help="let a folder with no readable documents empty the index")
     s.add_argument("--replace", action="store_true",
@@ -193,17 +195,15 @@ def _open_qa(settings, fast_start: bool = False):
 def cmd_index(args, settings) -> int:
     from index.collections import DEFAULT_COLLECTION, collection_info, collection_settings
 
-    if len(args.paths) > 1:
-        raise UsageError("qa index takes one corpus folder")
     name = args.collection
-    corpus = Path(args.paths[0]) if args.paths else None
+    corpus = Path(args.folder) if args.folder else None
     if corpus is not None and not corpus.exists():
         raise NotFoundError(f"No such file or folder: {corpus}")
     info = collection_info(settings, name)
     before = info.corpus
     if corpus is not None and before and Path(before) != corpus.resolve() and not args.replace:
         # Re-pointing a collection drops every document of the folder it was made from: said before, not after.
-        raise UsageError(f"collection {name!r} indexes {before} ({info.documents} documents); to replace them with "
+        raise UsageError(f"collection {name!r} indexes {before} ({plural(info.documents, 'document')}); to replace them with "
                          f"{corpus}, add --replace; to keep both, give it a name: qa index {corpus} --collection "
                          f"{'NAME' if name == DEFAULT_COLLECTION else 'OTHER-NAME'}")
     settings = collection_settings(settings, name, corpus)  # a named one without a folder: the folder it indexes
@@ -217,7 +217,7 @@ def cmd_index(args, settings) -> int:
     finally:
         progress.finish()
     if before and Path(before) != corpus.resolve():  # said after the run: a failed one changed nothing
-        print(f"note: collection {name!r} indexed {before} ({info.documents} documents); it now indexes "
+        print(f"note: collection {name!r} indexed {before} ({plural(info.documents, 'document')}); it now indexes "
               f"{corpus.resolve()}", file=sys.stderr)
     if report.documents == 0:
         print(f"warning: no readable documents in {corpus}: the index is now empty", file=sys.stderr)
@@ -243,12 +243,23 @@ def cmd_ask(args, settings) -> int:
 
 
 def _wrap_for_terminal(text: str) -> str:
-    """Answer prose wrapped to the terminal's width; citation lines ("[n] ...", indented passages) kept whole,
-    so each stays one line to copy or grep."""
+    """Lines wrapped to the terminal's width between words (the terminal itself breaks them mid-word); a
+    citation line ("[n] ...", an indented passage) continues indented under its text."""
     width = shutil.get_terminal_size().columns
-    return "\n".join(line if re.match(r"\[\d+\] |\s", line) or len(line) <= width
-                     else textwrap.fill(line, width, break_long_words=False, break_on_hyphens=False)
-                     for line in text.split("\n"))
+    out = []
+    for line in text.split("\n"):
+        if len(line) <= width:
+            out.append(line)
+            continue
+        cited = re.match(r"\[\d+\] |\s+", line)
+        out.append(textwrap.fill(line, width, subsequent_indent="    " if cited else "", break_long_words=False,
+                                 break_on_hyphens=False))
+    return "\n".join(out)
+
+
+CHAT_HELP = """Type a question and press Enter. A follow-up ("How old was he?", "and where?") is read against the
+earlier questions and answers. Each answer cites the exact passages it quotes: [n] source:line.
+Commands: help (this text), new (start over: forget the earlier questions), an empty line or Ctrl-D (quit)."""
 
 
 def cmd_chat(args, settings) -> int:
@@ -260,7 +271,13 @@ def cmd_chat(args, settings) -> int:
     llm = _open_llm(args.llm)
     qa = _open_qa(_collection(args, settings))
     history: list[tuple[str, str]] = []
-    print("Ask a question (empty line or Ctrl-D to quit).")
+    folder = Path(qa.index.meta.get("corpus") or qa.settings.corpus).name
+
+    def shown(text: str) -> str:
+        return _wrap_for_terminal(text) if interactive else text
+
+    print(shown(f"Collection {args.collection!r}: {plural(qa.index.n_documents, 'document')} from {folder}. "
+                "Ask a question ('help' for help; an empty line or Ctrl-D quits)."))
     while True:
         try:
             question = input("> ").strip()
@@ -268,14 +285,20 @@ def cmd_chat(args, settings) -> int:
             break
         if not question:
             break
+        if question.lower() in ("help", "?", "/help"):
+            print(shown(" ".join(CHAT_HELP.split("\n")[:2])) + "\n" + shown(CHAT_HELP.split("\n")[2]) + "\n")
+            continue
+        if question.lower() in ("new", "/new"):
+            history = []
+            print("Started over: the next question stands on its own.\n")
+            continue
         try:
             answer = qa.ask(question, history=history, k=args.k, llm=llm)
         except UsageError as exc:
             print(f"qa: {exc}")
             continue
         _warn_fallback(answer)
-        shown = format_answer(answer, show_query=True)
-        print(_wrap_for_terminal(shown) if interactive else shown)
+        print(shown(format_answer(answer, show_query=True)))
         print()
         history.append((question, answer.answer))
     return 0

@@ -129,6 +129,30 @@ def test_chat_follow_ups_that_open_with_and(built_index):
     assert "The documents don't say" not in result.stdout
 
 
+def test_chat_names_its_collection_and_answers_help_with_help(built_index):
+    # Issue 24: qa chat did not say which collection it was on, and answered "help" as a question.
+    env = {**os.environ, "QA_INDEX_DIR": str(built_index), "QA_CORPUS": str(SEEDS)}
+    result = subprocess.run([sys.executable, "-m", "qa", "chat"], input="help\nWhich drug killed Daniel Whitworth?\n"
+                            "new\nHow old was he?\n\n", cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0
+    assert result.stdout.startswith("Collection 'default': 2 documents from seeds.")
+    assert "Commands: help" in result.stdout and "searched for: help" not in result.stdout
+    assert "GHB" in result.stdout and "Started over" in result.stdout
+    assert "searched for: How old was Daniel Whitworth?" not in result.stdout  # "new" forgot the earlier turns
+
+
+def test_index_help_and_summary_speak_of_one_folder_and_count_properly(tmp_path):
+    usage = run_qa("index", "--help", index_dir=tmp_path / "idx").stdout
+    assert "[FOLDER]" in usage and "paths" not in usage
+    two = run_qa("index", "a", "b", index_dir=tmp_path / "idx")
+    assert two.returncode == 2 and "unrecognized arguments: b" in two.stderr
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "note.txt").write_text("The ferry leaves at nine.", encoding="utf-8")
+    indexed = run_qa("index", str(tmp_path / "one"), index_dir=tmp_path / "idx")
+    assert indexed.stdout.startswith("Indexed 1 document, 1 chunk (1 added")
+
+
 def test_serve_on_a_busy_port_is_a_one_line_error(built_index):
     import socket
 

@@ -123,6 +123,10 @@ def test_chat_edits_lines_recalls_history_and_wraps_answers(seed_settings):
     assert "GHB" in screen
     assert screen.count("searched for: How old was Daniel Whitworth?") == 2  # the follow-up, then its recall
     lines = screen.splitlines()
-    assert any(line.startswith("[1] ") and len(line) > 60 for line in lines)  # a citation stays one line
-    prose = [line for line in lines if line and not line.startswith(("[", " ", "> "))]
-    assert prose and all(len(line) <= 60 for line in prose), prose  # the answers wrap to the terminal
+    # Answers and citations wrap to the terminal between words (issue 24: the terminal broke citation lines
+    # mid-word); a citation's continuation is indented under it.
+    shown = [line for line in lines if line and not line.startswith("> ")]
+    assert all(len(line) <= 60 for line in shown), [line for line in shown if len(line) > 60]
+    cited = lines.index(next(line for line in lines if line.startswith("[1] ")))
+    assert lines[cited + 1].startswith("    ")
+    assert "was killed by Port after being given a fatal dose" in " ".join(x.strip() for x in lines[cited:cited + 4])

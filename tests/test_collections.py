@@ -82,7 +82,7 @@ def test_reindexing_a_collection_reuses_its_folder_and_says_when_it_moves(tmp_pa
     assert again.returncode == 0 and "1 unchanged" in again.stdout, again.stdout + again.stderr
     # Issue 24: re-pointing a collection dropped the documents of its folder with a note after the fact.
     asked = run_qa("index", str(other), "--collection", "t", index_dir=index_dir)
-    assert asked.returncode == 2 and "--replace" in asked.stderr and f"indexes {docs} (1 documents)" in asked.stderr
+    assert asked.returncode == 2 and "--replace" in asked.stderr and f"indexes {docs} (1 document)" in asked.stderr
     assert run_qa("source", "--list", "--collection", "t", index_dir=index_dir).stdout.split() == ["ferry.md"]
     moved = run_qa("index", str(other), "--collection", "t", "--replace", index_dir=index_dir)
     assert moved.returncode == 0 and f"it now indexes {other}" in moved.stderr

@@ -135,6 +135,11 @@ def test_bad_requests_get_4xx_json(server, payload, status):
     assert "error" in response.json()
 
 
+def test_an_empty_question_on_rest_is_told_what_to_send_not_a_cli_command(server):
+    error = httpx.post(server + "/api/ask", json={"question": " "}).json()["error"]
+    assert error.startswith("The question is empty") and "qa ask" not in error
+
+
 def test_malformed_body_is_422_not_500(server):
     response = httpx.post(server + "/api/ask", content=b"\xff\xfenot json", headers={"content-type": "application/json"})
     assert response.status_code == 422
