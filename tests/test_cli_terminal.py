@@ -130,3 +130,33 @@ def test_chat_edits_lines_recalls_history_and_wraps_answers(seed_settings):
     cited = lines.index(next(line for line in lines if line.startswith("[1] ")))
     assert lines[cited + 1].startswith("    ")
     assert "was killed by Port after being given a fatal dose" in " ".join(x.strip() for x in lines[cited:cited + 4])
+
+
+def test_make_chat_stops_cleanly_on_ctrl_c(seed_settings):
+    # Issue 24: Ctrl-C ended `make chat` with "make: *** [Makefile:..: chat] Error 130" (or Interrupt): the
+    # documented way to stop the chat looked like a failure.
+    import shutil
+    import socket
+
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    venv = sys.prefix  # the venv running the tests stands for .venv; -o: never (re)install into it
+    env = {**os.environ, "QA_INDEX_DIR": str(seed_settings.index_dir), "QA_CORPUS": str(SEEDS),
+           "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    pid, master = pty.fork()  # a real controlling terminal: Ctrl-C becomes SIGINT for its foreground group
+    if pid == 0:
+        os.chdir(ROOT)
+        os.execvpe("make", ["make", "-o", f"{venv}/bin/qa", "chat", f"VENV={venv}", f"PORT={port}"], env)
+    term = Terminal.__new__(Terminal)
+    term.master, term.raw = master, b""
+    assert "Serving the chat on" in term.read_until(lambda text: "Serving the chat on" in text)
+    time.sleep(1)
+    term.send("\x03")
+    term.read_until(lambda _: False, timeout=30)
+    _, status = os.waitpid(pid, 0)
+    os.close(master)
+    assert os.waitstatus_to_exitcode(status) == 0, term.text
+    assert "make: ***" not in term.text and "qa: interrupted" in term.text
