@@ -281,7 +281,7 @@ def test_browser_header_and_examples_describe_the_collection_shown(tmp_path, siz
             page.get_by_text(QUESTION).first.click()  # the example is this collection's: it answers
             page.wait_for_function(f"document.querySelector('#qa-input textarea').value === {QUESTION!r}")
             page.click("#qa-ask")
-            card = page.locator("#qa-cards .qa-card").first
+            card = page.locator(".qa-card:visible").first  # in the Sources panel, or on a phone under the answer
             try:
                 card.wait_for(timeout=30_000)
             finally:

@@ -225,6 +225,9 @@ def upload_documents(library: Library, files, name):
 
 def remove(library: Library, name, source):
     """Remove one document and re-index; returns (status HTML, document list HTML)."""
+    if not name or not source:  # nothing chosen: say what to choose, not what a collection name may be
+        said = "Choose an upload collection first" if not name else "Choose the document to remove first"
+        return f'<p class="qa-error">\u26a0 {said}.</p>', gr.update()
     try:
         report = remove_document(library.settings, check_name(name or ""), source or "")
     except QAError as exc:
@@ -232,6 +235,10 @@ def remove(library: Library, name, source):
     said = (f'<p class="qa-progress">Removed {escape(source)}: {report.documents} documents, {report.chunks} chunks '
             f'left in {escape(name)}.</p>')
     return said, render_documents(library, name)
+
+
+CONFIRM_REMOVE_JS = """(collection, source, confirmed) => [collection, source,
+  source ? window.confirm(`Remove ${source} from ${collection}? Its file is deleted too.`) : true]"""
 
 
 def build_documents(library: Library, picker: gr.Dropdown, collection: str) -> None:
@@ -251,6 +258,7 @@ def build_documents(library: Library, picker: gr.Dropdown, collection: str) -> N
             chosen = gr.Dropdown([s for s, _ in list_documents(library.settings, start)] if start else [],
                                  label="Document", elem_id="qa-doc-remove", interactive=True, scale=3)
             remove_btn = gr.Button("Remove document", variant="stop", elem_id="qa-doc-remove-btn", scale=1)
+            confirmed = gr.Checkbox(value=True, visible=False)  # set by the button's confirm()
 
     def show(name):
         name = name if isinstance(name, str) else ""
@@ -272,12 +280,14 @@ def build_documents(library: Library, picker: gr.Dropdown, collection: str) -> N
         """Upload documents (or a .zip) into an upload collection and index them; yields progress HTML."""
         yield from upload_documents(library, files, collection)
 
-    def remove_one(collection: str, source: str):
+    def remove_one(collection: str, source: str, confirmed: bool = True):
+        if source and not confirmed:  # the browser's confirm() said no
+            return gr.update(), gr.update()
         return remove(library, collection, source)
 
     button.upload(upload, [button, target], [status, listing], api_name=UPLOAD_API, concurrency_limit=1) \
         .then(refresh_choices, None, [target, picker], api_name=False) \
         .then(show, [target], [where, listing, chosen], api_name=False)
-    remove_btn.click(remove_one, [target, chosen], [status, listing],
+    remove_btn.click(remove_one, [target, chosen, confirmed], [status, listing], js=CONFIRM_REMOVE_JS,
                      api_name=False, concurrency_limit=1) \
         .then(show, [target], [where, listing, chosen], api_name=False)
