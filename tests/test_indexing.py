@@ -188,8 +188,7 @@ def test_a_newer_parser_rewrites_the_text_of_unchanged_bytes(tmp_path, monkeypat
     # canonical_text[start:end] no longer equalled the cited text, and an upgraded index answered differently.
     from dataclasses import replace
 
-    import index.build as build
-    import index.load as load
+    from index import build, load
     from index.config import load_settings
     from index.store import open_side_store, side_store_path
 
