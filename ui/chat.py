@@ -149,6 +149,8 @@ def collection_examples(qa: QA, limit: int = 4) -> list[str]:
             found = example_questions(folder, qa, limit)
         else:
             found = [q for q in example_questions(folder, qa, limit) if not _abstains(qa, q)]
+        for old in [k for k in _EXAMPLES_CACHE if k[0] == key[0]]:  # an earlier generation's
+            del _EXAMPLES_CACHE[old]
         _EXAMPLES_CACHE[key] = found
     return _EXAMPLES_CACHE[key]
 
