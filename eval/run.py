@@ -141,10 +141,16 @@ def regressions(runs: dict, baseline_path: Path, tolerance: float) -> list[str]:
 GATED = ["hit@k", "correctness", "citation_precision", "support", "abstention_recall", "false_abstention"]
 
 
+DEFAULT_OUT = "eval-reports"
+BASELINE = EVAL_DIR / "reports" / "baseline.json"
+
+
 def main(settings: Settings, eval_set: str | None = None, baselines: bool = False, out: str | None = None,
          splits: tuple[str, ...] = ("test",), llm=None) -> int:
     """Run the eval; with llm (a qa.llm.LLM) its guarded answers are one more system, with the guard's counts."""
-    out_dir = Path(out) if out else EVAL_DIR / "reports"
+    # A user's run never rewrites the committed reports (eval/reports/latest.*): those are regenerated on purpose,
+    # with --out eval/reports. The default folder is in the working directory and git-ignored.
+    out_dir = Path(out) if out else Path(DEFAULT_OUT)
     try:  # before the run, not after minutes of it
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -169,8 +175,14 @@ def main(settings: Settings, eval_set: str | None = None, baselines: bool = Fals
     table = write_reports(result, out_dir)
     print(table)
     failed = [f"floor missed: {name}: {m}" for name, run in runs.items() for m in run["floors_missed"]]
-    if eval_set is None and splits == ("test",):  # the baseline report covers the default sets
-        failed += regressions(runs, EVAL_DIR / "reports" / "baseline.json", config["regression_tolerance"])
+    compared = eval_set is None and splits == ("test",)  # the baseline report covers the default sets
+    if compared:
+        failed += regressions(runs, BASELINE, config["regression_tolerance"])
     for line in failed:
         print(f"FAIL {line}", file=sys.stderr)
+    print(f"Reports: {out_dir / 'latest.md'} (also latest.json, latest.png)")
+    checked = "floors" + (f", and no regression beyond {config['regression_tolerance']} against "
+                          f"{BASELINE.relative_to(EVAL_DIR.parent)}" if compared else "; no baseline for these sets")
+    print(f"Gate: FAILED, {len(failed)} problem{'s' if len(failed) != 1 else ''} above ({checked})" if failed
+          else f"Gate: passed ({checked})")
     return 1 if failed else 0

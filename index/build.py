@@ -31,10 +31,10 @@ def chunk_terms(text: str, headings: str):
     return term_counts(f"{headings}\n{text}" if headings else text)
 from .isolate import ParseCache
 from .load import Document, Skipped, list_files, load_corpus
-from .progress import IndexEvent, Progress
-from .store import (VectorCopyDamaged, check_index_dir, current_meta, drop_collection, open_collection,
-                    open_side_store, publish_vector_copy, read_vector_copy, side_store_path, unpack_postings,
-                    write_vector_copy)
+from .progress import IndexEvent, Progress, plural
+from .store import (VectorCopyDamaged, check_index_dir, current_meta, drop_collection, note_generation,
+                    open_collection, open_side_store, publish_vector_copy, read_vector_copy, side_store_path,
+                    unpack_postings, write_vector_copy)
 
 CHROMA_BATCH = 4000  # below Chroma's max batch size
 LOCK_FILE, PID_FILE = "index.lock", "index.pid"
@@ -57,7 +57,7 @@ class IndexReport:
     seconds: float = 0.0
 
     def summary(self) -> str:
-        return (f"Indexed {self.documents} documents, {self.chunks} chunks "
+        return (f"Indexed {plural(self.documents, 'document')}, {plural(self.chunks, 'chunk')} "
                 f"({len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed, "
                 f"{len(self.unchanged)} unchanged; {self.embedded} chunks embedded) in {self.seconds:.1f}s")
 
@@ -468,12 +468,16 @@ def _build_locked(settings: Settings, corpus: Path, rebuild: bool, progress, all
     collection = open_collection(settings, collection_name, create=True)
     generation = uuid.uuid4().hex
 
-    old_docs = dict(conn.execute("SELECT source, doc_hash FROM documents"))
+    # A document is unchanged when its bytes and its canonical text both are: a newer parser reads the same bytes
+    # into another text (HTML's <br> became a line break), and a stored text kept from the old parse while the
+    # chunks followed the new one broke canonical_text[start:end] == chunk text.
+    old_docs = {source: (doc_hash, text) for source, doc_hash, text in
+                conn.execute("SELECT source, doc_hash, text FROM documents")}
     new_docs = {d.source: d for d in documents}
     for source, doc in new_docs.items():
         if source not in old_docs:
             report.added.append(source)
-        elif old_docs[source] != doc.doc_hash:
+        elif old_docs[source] != (doc.doc_hash, doc.text):
             report.changed.append(source)
         else:
             report.unchanged.append(source)
@@ -481,8 +485,15 @@ def _build_locked(settings: Settings, corpus: Path, rebuild: bool, progress, all
 
     wanted = unique_chunks(documents)
     existing = dict(conn.execute("SELECT chunk_id, row FROM chunks"))
-    new_chunks = [c for cid, (c, _) in wanted.items() if cid not in existing]
-    stale_ids = [cid for cid in existing if cid not in wanted]
+    # Chunk ids follow the bytes and offsets, not the text: a re-parsed document's chunks are all written anew.
+    reparsed = [s for s in report.changed if old_docs[s][0] == new_docs[s].doc_hash]
+    redo: set[str] = set()
+    for i in range(0, len(reparsed), 900):
+        part = reparsed[i:i + 900]
+        redo |= {cid for (cid,) in conn.execute(
+            f"SELECT chunk_id FROM chunks WHERE source IN ({','.join('?' * len(part))})", part)}
+    new_chunks = [c for cid, (c, _) in wanted.items() if cid not in existing or cid in redo]
+    stale_ids = [cid for cid in existing if cid not in wanted or cid in redo]
 
     cache = EmbeddingCache(index_dir, model)
     # Texts and metadata go to Chroma too, though qa reads them from the side store: the collection stays a
@@ -523,7 +534,7 @@ def _build_locked(settings: Settings, corpus: Path, rebuild: bool, progress, all
         conn.executemany("DELETE FROM documents WHERE source=?", [(s,) for s in report.removed])
         conn.executemany("INSERT OR REPLACE INTO documents (source, doc_hash, text) VALUES (?,?,?)",
                          [(d.source, d.doc_hash, d.text) for d in documents
-                          if old_docs.get(d.source) != d.doc_hash])
+                          if old_docs.get(d.source) != (d.doc_hash, d.text)])
         avg = conn.execute("SELECT COALESCE(AVG(n_terms), 0), COUNT(*) FROM chunks").fetchone()
         conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?,?)", [
             ("collection", collection_name), ("model", str(model)), ("corpus", str(corpus.resolve())),
@@ -539,6 +550,7 @@ def _build_locked(settings: Settings, corpus: Path, rebuild: bool, progress, all
                                                                   else [])])
         os.replace(work_path, store_path)  # the switch: readers reopen on the new file
     publish_vector_copy(index_dir)
+    note_generation(settings, generation)
     if report.rebuilt:
         if meta.get("collection"):
             drop_collection(settings, meta["collection"])

@@ -23,3 +23,8 @@ class IndexEvent:
 
 
 Progress = Callable[[IndexEvent], None]
+
+
+def plural(n: int, noun: str) -> str:
+    """ "1 document", "2 documents"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -186,16 +186,45 @@ def read_vector_copy(index_dir: Path, meta: dict[str, str]) -> tuple[list[str], 
 
 
 _CHROMA_LOCK = threading.Lock()
+# Local store path -> the index generation this process's client has seen. A local Chroma client loads the
+# vectors once and never sees what another process (`qa index`) writes afterwards, so a reader of a newer
+# generation gets a fresh client: without one, a running server searched the vectors of the day it started.
+_SEEN_GENERATION: dict[str, str] = {}
 
 
-def open_chroma(settings: Settings):
+def open_chroma(settings: Settings, generation: str | None = None):
     """The Chroma client: HttpClient when CHROMA_HOST is set, else a PersistentClient in the index folder.
 
     One client per place and process: chromadb's client constructor is not thread-safe (two threads
     opening the same path at once fail with a KeyError), and a server reopens the index after every run.
+    With generation (the index generation a reader answers from), a local client opened before another
+    process wrote that generation is stopped and replaced by one that reads the store as it is now.
     """
+    path = str(settings.index_dir / "chroma")
     with _CHROMA_LOCK:
-        return _chroma_client(settings.chroma_host, settings.chroma_port, str(settings.index_dir / "chroma"))
+        if generation and not settings.chroma_host:
+            if _SEEN_GENERATION.get(path, generation) != generation:
+                _stop_local_client(path)
+            _SEEN_GENERATION[path] = generation
+        return _chroma_client(settings.chroma_host, settings.chroma_port, path)
+
+
+def note_generation(settings: Settings, generation: str) -> None:
+    """This process wrote `generation` through its own client (an in-process `qa index`): that client has seen it."""
+    if not settings.chroma_host:
+        with _CHROMA_LOCK:
+            _SEEN_GENERATION[str(settings.index_dir / "chroma")] = generation
+
+
+def _stop_local_client(path: str) -> None:
+    """Stop one local store's client (the caller holds _CHROMA_LOCK); the next open starts a fresh one."""
+    from chromadb.api.client import SharedSystemClient
+
+    _chroma_client.cache_clear()  # the others' systems stay in chromadb's map and are found again
+    _SEEN_GENERATION.pop(path, None)
+    system = SharedSystemClient._identifier_to_system.pop(path, None)
+    if system is not None:
+        system.stop()
 
 
 @lru_cache(maxsize=16)
@@ -218,18 +247,13 @@ def close_chroma(settings: Settings) -> None:
     path for the life of the process otherwise). The next open_chroma of that folder starts a fresh one."""
     if settings.chroma_host:
         return
-    from chromadb.api.client import SharedSystemClient
-
     with _CHROMA_LOCK:
-        _chroma_client.cache_clear()  # the others' systems stay in chromadb's map and are found again
-        system = SharedSystemClient._identifier_to_system.pop(str(settings.index_dir / "chroma"), None)
-    if system is not None:
-        system.stop()
+        _stop_local_client(str(settings.index_dir / "chroma"))
 
 
-def open_collection(settings: Settings, name: str, create: bool = False):
-    """The named Chroma collection (cosine space)."""
-    client = open_chroma(settings)
+def open_collection(settings: Settings, name: str, create: bool = False, generation: str | None = None):
+    """The named Chroma collection (cosine space), as of index `generation` when given (see open_chroma)."""
+    client = open_chroma(settings, generation)
     if create:
         return client.get_or_create_collection(name, metadata={"hnsw:space": "cosine"})
     try:
@@ -243,9 +267,10 @@ def open_collection(settings: Settings, name: str, create: bool = False):
 
         with _CHROMA_LOCK:
             _chroma_client.cache_clear()
+            _SEEN_GENERATION.clear()
             SharedSystemClient.clear_system_cache()
     try:
-        return open_chroma(settings).get_collection(name)
+        return open_chroma(settings, generation).get_collection(name)
     except Exception as exc:
         raise IndexMissingError(f"Chroma collection {name!r} is missing: run `qa index --rebuild`") from exc
 

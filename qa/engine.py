@@ -29,7 +29,7 @@ ANSWER_POOL = 10
 def check_question(question: str, k: int, mode: str) -> str:
     """The question stripped, or a UsageError naming what is wrong with the request."""
     if not isinstance(question, str) or not question.strip():
-        raise UsageError("The question is empty: ask something, e.g. qa ask \"Who was convicted?\"")
+        raise UsageError("The question is empty: ask something, e.g. \"Who was convicted?\"")
     if not question.isascii() and not is_utf8(question):  # a terminal's stray bytes, as lone surrogates
         raise UsageError("The question is not valid UTF-8 text")
     if len(question) > MAX_QUESTION_CHARS:

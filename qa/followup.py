@@ -14,7 +14,17 @@ _PRONOUNS = {
 _PRONOUN_TIERS = [re.compile(rf"\b({words})\b", re.I) for words in ("he|him|his|she|her|hers", "they|them|their",
                                                                       "it|its")]
 _ASKS_FOR_PERSON = re.compile(r"^\s*who\b|\bwhose\b", re.I)
-_ELLIPSIS_RE = re.compile(r"^\s*(and|what about|how about|and what about)\s+(.+?)\s*\??\s*$", re.I)
+_ELLIPSIS_RE = re.compile(r"^\s*(?:and\s+)?(?:what|how)\s+about\s+(.+?)\s*\??\s*$", re.IGNORECASE)
+# A follow-up often opens with a conjunction that joins it to the last turn ("and how old was he?"); what
+# follows it is either a question of its own, or only the thing the last question is now asked about
+# ("and Jack Taylor?").
+_LEADING_CONJUNCTION = re.compile(r"^\s*(?:and|but|so|also|then|plus|or|ok|okay)\b[\s,]*(?:(?:also|then|so)\b[\s,]*)?",
+                                  re.IGNORECASE)
+# A clause that opens with a question word, an auxiliary verb or a request is a question of its own.
+_OPENS_A_QUESTION = re.compile(
+    r"^(?:who|whom|whose|what|when|where|why|how|which|is|are|was|were|am|do|does|did|can|could|has|have|had|will|"
+    r"would|should|shall|may|might|must|tell|list|name|give|describe|explain|show|in|on|at|for|from|to|with|by)\b",
+    re.IGNORECASE)
 
 
 def _last_entity(history: list[tuple[str, str]], person: bool = False) -> str | None:
@@ -35,6 +45,9 @@ def _last_entity(history: list[tuple[str, str]], person: bool = False) -> str | 
     return None
 
 
+# "the ferry", "the ferry to Camber": a definite noun, and the name it is of or to.
+_THING_RE = re.compile(r"\bthe\s+(?!same\b|other\b)[a-z][\w'-]*(?:\s+(?:of|to|at|in|for|from|on)\s+"
+                       r"[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)*)?")
 FOLLOWUP_TURNS = 6  # a follow-up refers to the last few turns; older ones cannot change what it means
 
 
@@ -56,9 +69,17 @@ def _resolve_against(question: str, history: list[tuple[str, str]], previous: st
     if not history:
         return question
     ellipsis = _ELLIPSIS_RE.match(question)
-    if ellipsis:
-        subject = ellipsis.group(2)
-        names = question_names(previous)
+    subject = ellipsis.group(1) if ellipsis else None
+    rest = _LEADING_CONJUNCTION.sub("", question, count=1).strip()
+    if not ellipsis and rest and rest != question.strip():
+        if _OPENS_A_QUESTION.match(rest):  # "and how old was he?" asks "How old was he?" of the same subject
+            question = rest[0].upper() + rest[1:]
+        else:
+            subject = rest.rstrip("?").strip()
+    if subject:
+        names, thing = question_names(previous), _THING_RE.search(previous)
+        if thing and not question_names(subject):  # "and the bus?" after "When does the ferry leave?"
+            return previous[:thing.start()] + subject + previous[thing.end():]
         if names:
             return previous.replace(names[0], subject, 1)
         return f"{previous.rstrip('?')} {subject}?"
@@ -66,6 +87,9 @@ def _resolve_against(question: str, history: list[tuple[str, str]], previous: st
         return question  # a full name in the question is what its pronouns refer to
     for tier_number, tier in enumerate(_PRONOUN_TIERS):
         entity = _last_entity([(previous, history[-1][1])], person=tier_number == 0)
+        thing = _THING_RE.search(previous or "") if tier_number == 2 else None
+        if thing:  # "it" is the thing the last question asked about ("the ferry to Camber"), not a place it named
+            entity = thing.group()
         if not entity or not tier.search(question):
             continue
 

@@ -100,7 +100,10 @@ class CorpusIndex:
     @property
     def collection(self):
         if self._collection is None:
-            self._collection = open_collection(self.settings, self.meta["collection"])
+            # As of this generation: a client opened before `qa index` wrote it elsewhere does not see its vectors.
+            # A superseded index (its question is asked again) does not replace the client the current one uses.
+            generation = self.generation if self.is_current() else None
+            self._collection = open_collection(self.settings, self.meta["collection"], generation=generation)
         return self._collection
 
     # -- documents -------------------------------------------------------------------------

@@ -96,12 +96,12 @@ def test_first_ask_builds_the_index_and_bad_files_are_skipped(tmp_path):
 def test_an_empty_folder_does_not_wipe_the_index_unless_allowed(tmp_path, corpus_copy):
     assert run_qa("index", str(corpus_copy), index_dir=tmp_path / "idx").returncode == 0
     (tmp_path / "empty").mkdir()
-    refused = run_qa("index", str(tmp_path / "empty"), index_dir=tmp_path / "idx")
+    refused = run_qa("index", str(tmp_path / "empty"), "--replace", index_dir=tmp_path / "idx")
     assert refused.returncode == 2 and "No readable documents" in refused.stderr and "--allow-empty" in refused.stderr
     assert "Traceback" not in refused.stderr
     still = run_qa("ask", "Which drug killed Daniel Whitworth?", index_dir=tmp_path / "idx")
     assert "GHB" in still.stdout
-    emptied = run_qa("index", str(tmp_path / "empty"), "--allow-empty", index_dir=tmp_path / "idx")
+    emptied = run_qa("index", str(tmp_path / "empty"), "--allow-empty", "--replace", index_dir=tmp_path / "idx")
     assert emptied.returncode == 0 and "the index is now empty" in emptied.stderr
     assert run_qa("source", "--list", index_dir=tmp_path / "idx").stdout.strip() == ""
 
@@ -113,6 +113,44 @@ def test_chat_resolves_follow_ups(built_index):
     assert result.returncode == 0
     assert "searched for: How old was Daniel Whitworth?" in result.stdout
     assert "Mr Whitworth, 21" in result.stdout
+
+
+def test_chat_follow_ups_that_open_with_and(built_index):
+    # Issue 24: "and how old was he?" was searched as "Which drug killed how old was he?", and "and who is his
+    # stepmother?" abstained although the same question without "and" answered.
+    env = {**os.environ, "QA_INDEX_DIR": str(built_index), "QA_CORPUS": str(SEEDS)}
+    result = subprocess.run([sys.executable, "-m", "qa", "chat"], input="Which drug killed Daniel Whitworth?\n"
+                            "and how old was he?\nand who is his stepmother?\n\n", cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0
+    assert "searched for: How old was Daniel Whitworth?" in result.stdout
+    assert "searched for: Who is Daniel Whitworth's stepmother?" in result.stdout
+    assert "Mr Whitworth, 21" in result.stdout and "Mandy Pearson" in result.stdout
+    assert "The documents don't say" not in result.stdout
+
+
+def test_chat_names_its_collection_and_answers_help_with_help(built_index):
+    # Issue 24: qa chat did not say which collection it was on, and answered "help" as a question.
+    env = {**os.environ, "QA_INDEX_DIR": str(built_index), "QA_CORPUS": str(SEEDS)}
+    result = subprocess.run([sys.executable, "-m", "qa", "chat"], input="help\nWhich drug killed Daniel Whitworth?\n"
+                            "new\nHow old was he?\n\n", cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0
+    assert result.stdout.startswith("Collection 'default': 2 documents from seeds.")
+    assert "Commands: help" in result.stdout and "searched for: help" not in result.stdout
+    assert "GHB" in result.stdout and "Started over" in result.stdout
+    assert "searched for: How old was Daniel Whitworth?" not in result.stdout  # "new" forgot the earlier turns
+
+
+def test_index_help_and_summary_speak_of_one_folder_and_count_properly(tmp_path):
+    usage = run_qa("index", "--help", index_dir=tmp_path / "idx").stdout
+    assert "[FOLDER]" in usage and "paths" not in usage
+    two = run_qa("index", "a", "b", index_dir=tmp_path / "idx")
+    assert two.returncode == 2 and "unrecognized arguments: b" in two.stderr
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "note.txt").write_text("The ferry leaves at nine.", encoding="utf-8")
+    indexed = run_qa("index", str(tmp_path / "one"), index_dir=tmp_path / "idx")
+    assert indexed.stdout.startswith("Indexed 1 document, 1 chunk (1 added")
 
 
 def test_serve_on_a_busy_port_is_a_one_line_error(built_index):

@@ -123,6 +123,40 @@ def test_chat_edits_lines_recalls_history_and_wraps_answers(seed_settings):
     assert "GHB" in screen
     assert screen.count("searched for: How old was Daniel Whitworth?") == 2  # the follow-up, then its recall
     lines = screen.splitlines()
-    assert any(line.startswith("[1] ") and len(line) > 60 for line in lines)  # a citation stays one line
-    prose = [line for line in lines if line and not line.startswith(("[", " ", "> "))]
-    assert prose and all(len(line) <= 60 for line in prose), prose  # the answers wrap to the terminal
+    # Answers and citations wrap to the terminal between words (issue 24: the terminal broke citation lines
+    # mid-word); a citation's continuation is indented under it.
+    shown = [line for line in lines if line and not line.startswith("> ")]
+    assert all(len(line) <= 60 for line in shown), [line for line in shown if len(line) > 60]
+    cited = lines.index(next(line for line in lines if line.startswith("[1] ")))
+    assert lines[cited + 1].startswith("    ")
+    assert "was killed by Port after being given a fatal dose" in " ".join(x.strip() for x in lines[cited:cited + 4])
+
+
+def test_make_chat_stops_cleanly_on_ctrl_c(seed_settings):
+    # Issue 24: Ctrl-C ended `make chat` with "make: *** [Makefile:..: chat] Error 130" (or Interrupt): the
+    # documented way to stop the chat looked like a failure.
+    import shutil
+    import socket
+
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    venv = sys.prefix  # the venv running the tests stands for .venv; -o: never (re)install into it
+    env = {**os.environ, "QA_INDEX_DIR": str(seed_settings.index_dir), "QA_CORPUS": str(SEEDS),
+           "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    pid, master = pty.fork()  # a real controlling terminal: Ctrl-C becomes SIGINT for its foreground group
+    if pid == 0:
+        os.chdir(ROOT)
+        os.execvpe("make", ["make", "-o", f"{venv}/bin/qa", "chat", f"VENV={venv}", f"PORT={port}"], env)
+    term = Terminal.__new__(Terminal)
+    term.master, term.raw = master, b""
+    assert "Serving the chat on" in term.read_until(lambda text: "Serving the chat on" in text)
+    time.sleep(1)
+    term.send("\x03")
+    term.read_until(lambda _: False, timeout=30)
+    _, status = os.waitpid(pid, 0)
+    os.close(master)
+    assert os.waitstatus_to_exitcode(status) == 0, term.text
+    assert "make: ***" not in term.text and "qa: interrupted" in term.text

@@ -80,7 +80,11 @@ def test_reindexing_a_collection_reuses_its_folder_and_says_when_it_moves(tmp_pa
     assert run_qa("index", str(docs), "--collection", "t", index_dir=index_dir).returncode == 0
     again = run_qa("index", "--collection", "t", index_dir=index_dir)  # no folder: the one it was made from
     assert again.returncode == 0 and "1 unchanged" in again.stdout, again.stdout + again.stderr
-    moved = run_qa("index", str(other), "--collection", "t", index_dir=index_dir)
+    # Issue 24: re-pointing a collection dropped the documents of its folder with a note after the fact.
+    asked = run_qa("index", str(other), "--collection", "t", index_dir=index_dir)
+    assert asked.returncode == 2 and "--replace" in asked.stderr and f"indexes {docs} (1 document)" in asked.stderr
+    assert run_qa("source", "--list", "--collection", "t", index_dir=index_dir).stdout.split() == ["ferry.md"]
+    moved = run_qa("index", str(other), "--collection", "t", "--replace", index_dir=index_dir)
     assert moved.returncode == 0 and f"it now indexes {other}" in moved.stderr
     assert run_qa("source", "--list", "--collection", "t", index_dir=index_dir).stdout.split() == ["bus.md"]
 
@@ -228,3 +232,66 @@ def test_the_server_keeps_a_bounded_number_of_collections_open(tmp_path, monkeyp
         assert str(1000 + i) in library.get(name).ask("What is the locker code?").answer
     assert len(open_stores()) <= 2 + 1  # the two most recent and the default
     assert "1000" in library.get("c0").ask("What is the locker code?").answer  # closed, reopened on demand
+
+
+def test_indexing_another_folder_into_the_default_collection_asks_first(tmp_path):
+    # Issue 24: `qa index PATH` without --collection silently replaced the demo corpus (make chat then served it).
+    docs = tmp_path / "notes"
+    docs.mkdir()
+    (docs / "ferry.md").write_text(FERRY, encoding="utf-8")
+    index_dir = tmp_path / "index"
+    assert run_qa("index", index_dir=index_dir).returncode == 0  # the default collection, from seeds/
+    asked = run_qa("index", str(docs), index_dir=index_dir)
+    assert asked.returncode == 2 and "Traceback" not in asked.stderr
+    assert f"collection 'default' indexes {SEEDS}" in asked.stderr
+    assert "--replace" in asked.stderr and f"qa index {docs} --collection NAME" in asked.stderr
+    assert len(run_qa("source", "--list", index_dir=index_dir).stdout.split()) == 2  # nothing was replaced
+    replaced = run_qa("index", str(docs), "--replace", index_dir=index_dir)
+    assert replaced.returncode == 0 and f"indexed {SEEDS} (2 documents); it now indexes {docs}" in replaced.stderr
+    assert run_qa("source", "--list", index_dir=index_dir).stdout.split() == ["ferry.md"]
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("size, scheme", [((1280, 800), "light"), ((390, 844), "dark")])
+def test_browser_header_and_examples_describe_the_collection_shown(tmp_path, size, scheme):
+    # Issue 24: after `qa index FOLDER` the header still said "documents in seeds" and the "Try" examples were the
+    # seeds' questions in every collection (clicking them abstained).
+    from playwright.sync_api import sync_playwright
+
+    docs = tmp_path / "harbour-docs"
+    docs.mkdir()
+    (docs / "ferry.md").write_text(FERRY, encoding="utf-8")
+    (docs / ".qa-examples.txt").write_text(QUESTION + "\n", encoding="utf-8")
+    index_dir = tmp_path / "index"
+    assert run_qa("index", index_dir=index_dir).returncode == 0
+    assert run_qa("index", str(docs), "--replace", index_dir=index_dir).returncode == 0
+    assert run_qa("index", str(SEEDS), "--collection", "news", index_dir=index_dir).returncode == 0
+    proc, url = start_server(SEEDS, index_dir)  # QA_CORPUS is still seeds/, as under `make chat`
+    try:
+        with sync_playwright() as p:
+            browser = _browser(p)
+            page = browser.new_context(viewport=dict(zip(("width", "height"), size)), color_scheme=scheme).new_page()
+            page.goto(url + "/")
+            title = page.locator("#qa-title")
+            title.get_by_text("Answers from 1 document in harbour-docs").wait_for(timeout=30_000)
+            assert "seeds" not in title.inner_text() and str(tmp_path) not in page.content()
+            page.get_by_text(QUESTION).first.wait_for(timeout=10_000)
+            assert "Which drug killed" not in page.inner_text("body")
+            page.get_by_text(QUESTION).first.click()  # the example is this collection's: it answers
+            page.wait_for_function(f"document.querySelector('#qa-input textarea').value === {QUESTION!r}")
+            page.click("#qa-ask")
+            card = page.locator(".qa-card:visible").first  # in the Sources panel, or on a phone under the answer
+            try:
+                card.wait_for(timeout=30_000)
+            finally:
+                page.screenshot(path=str(tmp_path / "asked.png"), full_page=True)
+            assert "ferry.md" in card.inner_text()
+            page.click("#qa-collection input")
+            page.get_by_role("option", name="news").click()
+            title.get_by_text("collection news").wait_for(timeout=10_000)
+            page.get_by_text("Which drug killed Daniel Whitworth?").first.wait_for(timeout=10_000)
+            assert QUESTION not in page.inner_text("body")
+            browser.close()
+    finally:
+        stop_server(proc)

@@ -162,6 +162,7 @@ def test_browser_reload_lists_the_conversation_and_reopens_it(server):
         page.get_by_text("searched for:").first.wait_for(timeout=30_000)
         assert _saved(server, question)["turns"] == 2
 
+        page.once("dialog", lambda dialog: dialog.accept())  # Delete asks first
         page.click("#qa-delete")
         page.wait_for_function("!document.querySelector('#qa-chat a.qa-cite')", timeout=10_000)
         assert saved["id"] not in {c["id"] for c in httpx.get(server + "/api/conversations").json()["conversations"]}

@@ -141,7 +141,7 @@ def test_a_full_disk_is_one_line_and_leaves_the_index_answering(index_copy, corp
     assert "qa index failed" in full.stderr and "previous index is unchanged" in full.stderr
     assert "Traceback" not in full.stderr and len(full.stderr.strip().splitlines()) == 1
     assert "GHB" in run_qa("ask", QUESTION, index_dir=index_copy).stdout
-    done = run_qa("index", str(corpus_copy), index_dir=index_copy)
+    done = run_qa("index", str(corpus_copy), "--replace", index_dir=index_copy)
     assert done.returncode == 0, done.stderr
     _assert_chroma_matches_store(index_copy)
 
@@ -208,7 +208,7 @@ def test_a_killed_rebuild_keeps_the_old_index_and_the_rerun_resumes(index_copy, 
     assert held >= 512
     # The old index still answers, from the old corpus.
     assert "GHB" in run_qa("ask", QUESTION, index_dir=index_copy).stdout
-    rerun = run_qa("index", str(corpus), "--rebuild", index_dir=index_copy)
+    rerun = run_qa("index", str(corpus), "--rebuild", "--replace", index_dir=index_copy)
     assert rerun.returncode == 0, rerun.stderr
     from index.build import unique_chunks
     from index.load import load_corpus
@@ -233,7 +233,7 @@ def test_the_server_follows_an_incremental_reindex_with_exact_citations(seed_set
         doc.write_text("An added first paragraph shifts every offset in this file.\n\n" + doc.read_text("utf-8"),
                        encoding="utf-8")
         (corpus_copy / "extra.txt").write_text("Ada Quist keeps the lighthouse at Rye.", encoding="utf-8")
-        assert run_qa("index", str(corpus_copy), index_dir=index_dir).returncode == 0
+        assert run_qa("index", str(corpus_copy), "--replace", index_dir=index_dir).returncode == 0
         after = httpx.post(url + "/api/ask", json={"question": QUESTION}).json()
         citation = after["citations"][0]
         text = httpx.get(f"{url}/api/sources/{citation['source']}").text
@@ -242,6 +242,44 @@ def test_the_server_follows_an_incremental_reindex_with_exact_citations(seed_set
         assert citation["start"] > before["citations"][0]["start"]
         assert httpx.get(url + "/healthz").json()["documents"] == 3
         assert "Ada Quist" in httpx.post(url + "/api/ask", json={"question": "Who keeps the lighthouse?"}).json()["answer"]
+    finally:
+        stop_server(proc)
+
+
+def test_dense_search_in_a_running_server_sees_what_qa_index_adds(seed_settings, corpus_copy, tmp_path):
+    # Issue 24: a local Chroma client loads the vectors once; the server searched the vectors of the day it
+    # started, so a document added by `qa index` beside it was found by its keywords only, never in dense mode.
+    index_dir = tmp_path / "idx"
+    shutil.copytree(seed_settings.index_dir, index_dir)
+    proc, url = start_server(corpus_copy, index_dir)
+    try:
+        assert httpx.post(url + "/api/ask", json={"question": QUESTION, "mode": "dense"}).json()["passages"]
+        (corpus_copy / "extra.txt").write_text("Ada Quist keeps the lighthouse at Rye.", encoding="utf-8")
+        assert run_qa("index", str(corpus_copy), "--replace", index_dir=index_dir).returncode == 0
+        body = httpx.post(url + "/api/ask", json={"question": "Who keeps the lighthouse?", "mode": "dense"}).json()
+        assert body["passages"][0]["source"] == "extra.txt" and "Ada Quist" in body["answer"]
+        hybrid = httpx.post(url + "/api/ask", json={"question": "Who keeps the lighthouse?"}).json()
+        assert hybrid["passages"][0]["dense"] is not None  # found by its meaning too, not by BM25 alone
+    finally:
+        stop_server(proc)
+
+
+def test_a_running_server_answers_from_a_collection_re_pointed_at_another_folder(seed_settings, tmp_path):
+    # Re-pointed under a live server, dense search returned no passage and every hybrid one had "dense": null.
+    index_dir = tmp_path / "idx"
+    shutil.copytree(seed_settings.index_dir, index_dir)
+    other = tmp_path / "ferries"
+    other.mkdir()
+    (other / "ferry.txt").write_text("The ferry to Camber leaves at 9:40 every morning.", encoding="utf-8")
+    proc, url = start_server(SEEDS, index_dir)
+    try:
+        assert httpx.post(url + "/api/ask", json={"question": QUESTION, "mode": "dense"}).json()["passages"]
+        result = run_qa("index", str(other), "--replace", index_dir=index_dir)
+        assert result.returncode == 0, result.stderr
+        dense = httpx.post(url + "/api/ask", json={"question": "When does the ferry leave?", "mode": "dense"}).json()
+        assert [p["source"] for p in dense["passages"]] == ["ferry.txt"] and "9:40" in dense["answer"]
+        hybrid = httpx.post(url + "/api/ask", json={"question": "When does the ferry leave?"}).json()
+        assert all(p["dense"] is not None for p in hybrid["passages"])
     finally:
         stop_server(proc)
 

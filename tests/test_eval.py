@@ -147,6 +147,23 @@ def test_qa_eval_writes_reports_and_gates(tmp_path, seed_settings):
     assert (out / "latest.md").read_text().startswith("# Grounding eval")
     assert (out / "latest.png").read_bytes()[:4] == b"\x89PNG"
     assert "| ours (hybrid) |" in result.stdout
+    assert f"Reports: {out / 'latest.md'}" in result.stdout and "Gate: passed" in result.stdout
+
+
+@pytest.mark.slow
+def test_qa_eval_leaves_the_committed_reports_alone_and_says_where_it_wrote(tmp_path):
+    # Issue 24: `qa eval` rewrote the tracked eval/reports/latest.* (a fresh clone became dirty) and said neither
+    # where it wrote nor whether the gate passed.
+    committed = {p.name: p.read_bytes() for p in (ROOT / "eval" / "reports").glob("latest.*")}
+    env = {**__import__("os").environ, "QA_INDEX_DIR": str(tmp_path / "idx"), "QA_CORPUS": str(SEEDS),
+           "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "qa", "eval", "--set", str(DATA_DIR / "harbour.jsonl")],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "eval-reports" / "latest.json").exists()
+    assert "Reports: eval-reports/latest.md (also latest.json, latest.png)" in result.stdout
+    assert "Gate: passed (floors; no baseline for these sets)" in result.stdout
+    assert {p.name: p.read_bytes() for p in (ROOT / "eval" / "reports").glob("latest.*")} == committed
 
 
 def test_a_changed_test_split_is_refused(tmp_path):

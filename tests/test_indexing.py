@@ -180,3 +180,37 @@ def test_index_from_another_version_asks_for_a_rebuild(tmp_path):
     conn.commit()
     with pytest.raises(IndexMissingError, match="--rebuild"):
         QA(load_settings(index_dir=tmp_path), build_if_missing=False)
+
+
+def test_a_newer_parser_rewrites_the_text_of_unchanged_bytes(tmp_path, monkeypatch):
+    # Issue 24 (qa eval differed from a fresh clone): a parser change (HTML's <br> became a line break) re-read the
+    # same bytes into another canonical text, but the store kept the old text beside the new chunks' offsets, so
+    # canonical_text[start:end] no longer equalled the cited text, and an upgraded index answered differently.
+    from dataclasses import replace
+
+    from index import build, load
+    from index.config import load_settings
+    from index.store import open_side_store, side_store_path
+
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "ferry.html").write_text("<html><body><p>The ferry leaves at nine.</p><p>The bus leaves at ten.</p>"
+                                       "</body></html>", encoding="utf-8")
+    settings = load_settings(corpus=corpus, index_dir=tmp_path / "index")
+    build.build_index(settings)
+    older = load.read_html
+
+    def newer(data):  # the same bytes, read into a longer text: every offset moves
+        parsed = older(data)
+        return replace(parsed, text="Ferries. " + parsed.text,
+                       blocks=[replace(b, start=b.start + 9, end=b.end + 9) for b in parsed.blocks])
+
+    monkeypatch.setattr(load, "read_html", newer)
+    monkeypatch.setattr(build, "_indexer_code_digest", lambda: "a newer indexer")
+    report = build.build_index(settings)
+    assert report.changed == ["ferry.html"] and report.embedded == 0  # re-read, not re-embedded
+    conn = open_side_store(side_store_path(settings.index_dir))
+    text = conn.execute("SELECT text FROM documents").fetchone()[0]
+    assert text.startswith("Ferries. The ferry")
+    chunks = conn.execute('SELECT start, "end", text FROM chunks').fetchall()
+    assert chunks and all(text[start:end] == chunk for start, end, chunk in chunks)

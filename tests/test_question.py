@@ -45,6 +45,21 @@ def test_irregular_verbs_share_a_stem():
     ("And Jack Taylor?", [("How old was Anthony Walgate?", "23")], "How old was Jack Taylor?"),
     ("Did Jack Taylor know him?", [("Who is Port?", "A killer.")], "Did Jack Taylor know him?"),
     ("What is GHB?", [("Which drug killed Daniel Whitworth?", "GHB")], "What is GHB?"),
+    # A leading conjunction joins the follow-up to the last turn; what follows is a question of its own
+    # (issue 24: "and how old was he?" was searched as "Which drug killed how old was he?").
+    ("and how old was he?", [("Which drug killed Daniel Whitworth?", "GHB")], "How old was Daniel Whitworth?"),
+    ("And where was his body found?", [("Which drug killed Daniel Whitworth?", "GHB")],
+     "Where was Daniel Whitworth's body found?"),
+    ("but, when was she appointed?", [("Who is the harbour master?", "The harbour master is Ines Carvalho.")],
+     "When was Ines Carvalho appointed?"),
+    ("and Jack Taylor?", [("How old was Anthony Walgate?", "23")], "How old was Jack Taylor?"),
+    ("and the bus?", [("When does the ferry to Camber leave?", "At 9:40.")], "When does the bus leave?"),
+    # "it" is the thing the last question asked about, not a place it named
+    ("and how long does it take?", [("When does the ferry to Camber leave?", "At 9:40.")],
+     "How long does the ferry to Camber take?"),
+    # a name only the last answer gave
+    ("How long has he held the post?", [("Who is the harbour master?", "Tom Reed has been harbour master for years.")],
+     "How long has Tom Reed held the post?"),
 ])
 def test_follow_ups(question, history, resolved):
     assert resolve_followup(question, history) == resolved

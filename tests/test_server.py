@@ -102,6 +102,14 @@ def test_ask_resolves_follow_ups_from_history(server):
     assert body["search_query"] == "How old was Daniel Whitworth?" and "21" in body["answer"]
 
 
+def test_ask_resolves_follow_ups_that_open_with_and(server):
+    answer = "Mr Whitworth, 21, was killed by Port after being given a fatal dose of the date rape drug GHB [1]."
+    history = [["Which drug killed Daniel Whitworth?", answer]]
+    body = httpx.post(server + "/api/ask", json={"question": "and who is his stepmother?", "history": history}).json()
+    assert body["search_query"] == "Who is Daniel Whitworth's stepmother?" and not body["abstained"]
+    assert "Mandy Pearson" in body["answer"]
+
+
 def test_source_route_serves_canonical_text(server):
     response = httpx.get(server + "/api/sources/000_66c9290ad1937cce.txt")
     assert response.status_code == 200
@@ -125,6 +133,11 @@ def test_bad_requests_get_4xx_json(server, payload, status):
     response = httpx.post(server + "/api/ask", json=payload)
     assert response.status_code == status
     assert "error" in response.json()
+
+
+def test_an_empty_question_on_rest_is_told_what_to_send_not_a_cli_command(server):
+    error = httpx.post(server + "/api/ask", json={"question": " "}).json()["error"]
+    assert error.startswith("The question is empty") and "qa ask" not in error
 
 
 def test_malformed_body_is_422_not_500(server):

@@ -278,3 +278,39 @@ def test_uploads_never_indexed_are_swept_and_cannot_fill_the_disk(live):
     assert httpx.post(url + "/gradio_api/upload", files=body(7)).status_code == 200
     waiting = [p for p in gradio_tmp.rglob("f*.txt") if p.is_file()]
     assert len(waiting) == 2 and all(p.read_bytes().startswith(b"7 ") for p in waiting)
+
+
+@pytest.mark.browser
+def test_browser_deletes_an_upload_collection_after_asking(tmp_path):
+    # Issue 24: the browser could make upload collections but not delete one.
+    from playwright.sync_api import sync_playwright
+
+    from index.config import load_settings
+    from index.uploads import add_files
+
+    index_dir = tmp_path / "index"
+    add_files(load_settings(corpus=SEEDS, index_dir=index_dir), "scratch",
+              [("note.txt", b"The scratch note says the ferry leaves at nine.")])
+    proc, url = start_server(SEEDS, index_dir)
+    try:
+        with sync_playwright() as p:
+            browser = _browser(p)
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            asked = []
+            page.on("dialog", lambda dialog: (asked.append(dialog.message),
+                                              dialog.dismiss() if len(asked) == 1 else dialog.accept()))
+            page.goto(url + "/")
+            page.click("#qa-documents")
+            page.click("#qa-upload-target input")
+            page.get_by_role("option", name="scratch").click()
+            page.wait_for_selector("#qa-doc-list :text('note.txt')")
+            page.click("#qa-collection-delete")  # dismissed: kept
+            page.wait_for_timeout(1500)
+            assert "scratch" in [c["name"] for c in httpx.get(url + "/api/collections").json()["collections"]]
+            page.click("#qa-collection-delete")  # accepted
+            page.wait_for_selector("#qa-upload-status :text('Deleted the collection scratch')", timeout=30_000)
+            assert "cannot be undone" in asked[0] and len(asked) == 2
+            assert [c["name"] for c in httpx.get(url + "/api/collections").json()["collections"]] == ["default"]
+            browser.close()
+    finally:
+        stop_server(proc)

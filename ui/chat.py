@@ -12,7 +12,7 @@ from typing import Literal, get_type_hints
 import gradio as gr
 from pydantic import ValidationError
 
-from index.collections import DEFAULT_COLLECTION
+from index.collections import DEFAULT_COLLECTION, UPLOADS_DIR
 from index.errors import QAError
 from qa.engine import MAX_QUESTION_CHARS, QA
 from qa.followup import FOLLOWUP_TURNS
@@ -35,32 +35,49 @@ from .render import render_answer, render_cards
 from .schema import AnswerJSON, AskRequest
 
 CSS = """
-.gradio-container {max-width: 1200px !important; margin: auto;}
-#qa-title h1 {font-size: 1.5rem; margin: .2rem 0;} #qa-title p {color: #52606d; margin: 0;}
+.gradio-container {max-width: 1440px !important; margin: auto;}
+#qa-title h1 {font-size: 1.45rem; margin: 0;} #qa-title p {color: #52606d; margin: .15rem 0 0;}
+.qa-panel-title {font-size: 1.05rem; font-weight: 600; margin: .1rem 0 0;}
+#qa-ask-row {flex-wrap: nowrap; gap: .5rem; align-items: stretch;} #qa-ask {align-self: stretch;}
+#qa-saved-tools {flex-wrap: nowrap; align-items: center; gap: .5rem;}
+#qa-delete {flex: 0 0 auto !important; min-width: 0 !important; width: auto;}
+#qa-clear {width: 100%;}
+#qa-saved input, #qa-collection input {padding-right: 2.2rem !important; text-overflow: ellipsis;}
+#qa-cards {max-height: calc(100vh - 190px); overflow-y: auto; padding-right: .2rem;}
 .qa-card {display:block; border:1px solid #d9e2ec; border-radius:10px; padding:.7rem .8rem; margin:.5rem 0;
-          text-decoration:none !important; color:inherit !important; background:#fff;}
+          text-decoration:none !important; color:inherit !important; background:#fff; text-align:left;}
 .qa-card:hover {border-color:#3e7bfa; box-shadow:0 1px 6px rgba(62,123,250,.15);}
-.qa-card-head {display:flex; gap:.5rem; align-items:baseline; font-size:.85rem; margin-bottom:.3rem;}
-.qa-n {font-weight:700; color:#3e7bfa; white-space:nowrap;}
-.qa-src {color:#52606d; font-family:ui-monospace,monospace; overflow-wrap:anywhere;}
-.qa-score {margin-left:auto; color:#9aa5b1;}
+.qa-card-head {display:flex; gap:.5rem; align-items:baseline; justify-content:flex-start; font-size:.85rem;
+               margin-bottom:.3rem; text-align:left;}
+.qa-n {font-weight:700; color:#3e7bfa; white-space:nowrap; flex:0 0 auto;}
+.qa-src {color:#52606d; font-family:ui-monospace,monospace; overflow-wrap:anywhere; min-width:0;}
 .qa-ctx {font-size:.92rem; line-height:1.5; color:#3e4c59; text-align:left;} .qa-span {background:#ffe58a; color:#1f2933;}
-.qa-open {font-size:.8rem; color:#3e7bfa; margin-top:.3rem;}
+.qa-open {font-size:.8rem; color:#3e7bfa; margin-top:.3rem; text-align:left;}
 .qa-conflict {background:#fff4e5; border-left:4px solid #f0a020; padding:.5rem .7rem; margin:.4rem 0;}
 .qa-abstain {background:#f0f4f8; border-left:4px solid #9aa5b1; padding:.5rem .7rem; margin:.4rem 0;}
 .qa-query {color:#52606d; font-style:italic; margin:.3rem 0;}
-.qa-empty {color:#9aa5b1; padding:1rem 0;}
+.qa-empty {color:#7b8794; padding:1rem 0;}
 a.qa-cite {color:#3e7bfa; font-weight:600; text-decoration:none;}
 .qa-sources {margin-top:.6rem;} .qa-sources summary {cursor:pointer; color:#52606d; font-size:.85rem;}
 .dark .qa-card {background:#1f2933; border-color:#3e4c59;} .dark .qa-ctx {color:#d9e2ec;}
-.dark .qa-src, .dark .qa-query, .dark .qa-sources summary, .dark #qa-title p {color:#9aa5b1;}
+.dark .qa-src, .dark .qa-sources summary, .dark .qa-empty {color:#9aa5b1;} .dark .qa-query {color:#b9c3ce;}
+.dark #qa-title p {color:#c3ccd6;}
 .dark .qa-conflict {background:#3b2a10; color:#fde8c4; border-left-color:#f0a020;}
 .dark .qa-abstain {background:#243b53; color:#d9e2ec;}
 .dark .qa-n, .dark .qa-open, .dark a.qa-cite {color:#7ea8ff;}
 .qa-tools {margin-top:.4rem;} .qa-copy {font-size:.8rem; color:#3e7bfa; background:none; border:1px solid #d9e2ec;
           border-radius:6px; padding:.15rem .5rem; cursor:pointer;}
-.qa-md {display:none !important;} .qa-saved {white-space:pre-wrap; overflow-wrap:anywhere; font-size:.85rem;} #qa-export a {color:#3e7bfa; font-size:.9rem;}
+.qa-md {display:none !important;} .qa-saved {white-space:pre-wrap; overflow-wrap:anywhere; font-size:.85rem;}
+#qa-export a {color:#3e7bfa; font-size:.85rem;} #qa-export .qa-empty {font-size:.8rem; padding:0;}
 .dark .qa-copy, .dark #qa-export a {color:#7ea8ff; border-color:#3e4c59;}
+/* A desktop shows the latest answer's sources in their own panel, a phone under each answer: never both. */
+@media (min-width: 1024px) {#qa-chat .qa-sources {display:none;}}
+footer .show-api-divider, footer .divider:last-child {display:none !important;}  /* a "·" after the only link */
+#qa-center .gallery-item, #qa-center button.gallery-item {text-align:left;}
+#qa-chat .qa-query {font-size:.85rem; margin:0 0 .4rem;}
+#qa-sources-col {gap:.3rem;}
+@media (max-width: 640px) {.qa-src {font-size:.78rem;}}
+@media (max-width: 1023px) {#qa-sources-col {display:none !important;} #qa-center {order:1;} #qa-side {order:2;}}
 """
 # Runs once in Gradio's own bundle (mount_gradio_app(js=...)): the chat's HTML is sanitized, so a bubble
 # carries a plain button and its answer's Markdown in a hidden <pre>, and one listener copies it.
@@ -82,6 +99,11 @@ COPY_JS = """() => {
     button.textContent = "Copied \u2713";
     setTimeout(() => { button.textContent = "Copy answer with citations"; }, 2000);
   });
+}"""
+# The Delete button asks first; the answer travels as the hidden "confirmed" input (nothing open: no question).
+CONFIRM_DELETE_JS = """(conversation, confirmed) => {
+  const open = document.querySelector("#qa-saved input")?.value;
+  return [conversation, open ? window.confirm(`Delete the saved conversation "${open}"? This cannot be undone.`) : true];
 }"""
 EXAMPLES_FILE = ".qa-examples.txt"
 CHAT_CONCURRENCY = 4  # chat answers computed at once, all users together
@@ -108,6 +130,38 @@ def example_questions(corpus: Path, qa: QA, limit: int = 4) -> list[str]:
     return titles
 
 
+def indexed_folder(qa: QA) -> Path:
+    """The folder the collection's index was made from (recorded by `qa index`), not QA_CORPUS: after
+    `qa index ~/notes` the default collection answers from ~/notes whatever QA_CORPUS says."""
+    return Path(qa.index.meta.get("corpus") or qa.settings.corpus)
+
+
+_EXAMPLES_CACHE: dict[tuple[str, str], list[str]] = {}
+
+
+def collection_examples(qa: QA, limit: int = 4) -> list[str]:
+    """The "Try" questions for one collection: its folder's own .qa-examples.txt, else questions from its
+    document titles that it answers (one that would abstain is no example). Worked out once per index generation."""
+    key = (str(qa.settings.index_dir), qa.index.generation)
+    if key not in _EXAMPLES_CACHE:
+        folder = indexed_folder(qa)
+        if (folder / EXAMPLES_FILE).exists():
+            found = example_questions(folder, qa, limit)
+        else:
+            found = [q for q in example_questions(folder, qa, limit) if not _abstains(qa, q)]
+        for old in [k for k in _EXAMPLES_CACHE if k[0] == key[0]]:  # an earlier generation's
+            del _EXAMPLES_CACHE[old]
+        _EXAMPLES_CACHE[key] = found
+    return _EXAMPLES_CACHE[key]
+
+
+def _abstains(qa: QA, question: str) -> bool:
+    try:
+        return qa.ask(question).abstained
+    except QAError:
+        return True
+
+
 def _as_int(value) -> int:
     try:
         return int(value)
@@ -119,10 +173,15 @@ MAX_SHOWN_MESSAGES = 200  # per browser session; older bubbles drop off the top
 
 
 def _title(qa: QA, collection: str) -> str:
-    n_docs = qa.index.n_documents
+    """The header: how many documents, from which folder (its name only: the server's paths are its own)."""
+    index = qa.index
+    n_docs = index.n_documents
+    folder = indexed_folder(qa)
+    where = ("uploaded documents" if folder.name == UPLOADS_DIR and folder.parent.name == collection
+             else f"<code>{escape(folder.name)}</code>")
     name = "" if collection == DEFAULT_COLLECTION else f" (collection <b>{escape(collection)}</b>)"
     return (f'<div id="qa-title"><h1>Grounded QA</h1><p>Answers from {n_docs} document'
-            f'{"s" if n_docs != 1 else ""} in <code>{escape(str(qa.settings.corpus))}</code>{name}; '
+            f'{"s" if n_docs != 1 else ""} in {where}{name}; '
             'every sentence cites the exact span it came from.</p></div>')
 
 
@@ -139,18 +198,23 @@ def _copy_tools(answer: Answer) -> str:
 def _export_link(conversation_id: str | None) -> str:
     if not conversation_id:
         return '<span class="qa-empty">Conversations are saved once a question is answered.</span>'
-    return f'<a href="/api/conversations/{escape(conversation_id)}/markdown" download>Export conversation as Markdown</a>'
+    return f'<a href="/api/conversations/{escape(conversation_id)}/markdown" download>Export as Markdown</a>'
+
+
+SAVED_TITLE_CHARS = 60  # the box shows what fits, cut with an ellipsis clear of its arrow (CSS)
 
 
 def _saved_label(c: Conversation) -> str:
-    where = "" if c.collection == DEFAULT_COLLECTION else f" in {c.collection}"
-    when = iso_time(c.updated)[:16].replace("T", " ")
-    return f"{c.title} \u00b7 {c.n_turns} turn{'s' if c.n_turns != 1 else ''}{where} \u00b7 {when}"
+    """The first question (cut short), then when: the list shows one collection's conversations only."""
+    when = iso_time(c.updated)[5:16].replace("T", " ")  # MM-DD HH:MM
+    title = c.title if len(c.title) <= SAVED_TITLE_CHARS else c.title[:SAVED_TITLE_CHARS - 1].rstrip() + "\u2026"
+    return f"{title} \u00b7 {when}"
 
 
 def _bubble(answer: Answer, document_text, collection: str) -> str:
     # The chat renders HTML; document text is escaped in render_answer, links come from the citations.
-    prefix = f"searched for: {escape(answer.search_query)}\n\n" if answer.search_query != answer.question else ""
+    prefix = (f'<div class="qa-query">searched for: {escape(answer.search_query)}</div>'
+              if answer.search_query != answer.question else "")
     return prefix + render_answer(answer, document_text, collection=collection) + _copy_tools(answer)
 
 
@@ -161,7 +225,7 @@ def build_chat(library: Library, collection: str = DEFAULT_COLLECTION,
                llms: tuple[str, ...] | list[str] = ()) -> gr.Blocks:
     """The chat; with llms (qa serve --llm / QA_LLM) an "Answer with" picker offers them, their tokens streamed."""
     qa = library.get(collection)
-    examples = example_questions(qa.settings.corpus, qa)
+    examples = collection_examples(qa)
     saved = store_path(library.settings.index_dir)
 
     def respond(message: str, conversation: dict | None, k: int, mode: str, backend: str | None = None,
@@ -244,8 +308,17 @@ def build_chat(library: Library, collection: str = DEFAULT_COLLECTION,
             engine = library.get(name if isinstance(name, str) else "")
         except QAError as exc:
             gr.Warning(str(exc))
-            return gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
-        return [], render_cards(None, engine.source_text), _new_conversation(name), "", _title(engine, name)
+            return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
+        return ([], render_cards(None, engine.source_text), _new_conversation(name), "", _title(engine, name),
+                _examples_update(engine))
+
+    def _examples_update(engine: QA):
+        found = collection_examples(engine)
+        return gr.Dataset(samples=[[e] for e in found] or [[""]], visible=bool(found))
+
+    def on_load():
+        """The header and examples as the index is now (`qa index` may have run since the server started)."""
+        return _title(qa, collection), _examples_update(qa)
 
     def list_collections():
         names = [c.name for c in library.collections()]
@@ -259,7 +332,8 @@ def build_chat(library: Library, collection: str = DEFAULT_COLLECTION,
         except QAError as exc:
             gr.Warning(str(exc))
             return gr.update(), _export_link(None)
-        choices = [(_saved_label(c), c.id) for c in listed]
+        shown_in = (conversation or {}).get("collection", collection)
+        choices = [(_saved_label(c), c.id) for c in listed if c.collection == shown_in]  # this collection's
         found = current in {c.id for c in listed}
         return gr.update(choices=choices, value=current if found else None), _export_link(current if found else None)
 
@@ -284,7 +358,7 @@ def build_chat(library: Library, collection: str = DEFAULT_COLLECTION,
         found = load_conversation(saved, conversation_id)
         if found is None:
             gr.Warning("That conversation is no longer saved.")
-            return (gr.update(),) * 7
+            return (gr.update(),) * 8
         name = found.collection
         try:
             engine = library.get(name)
@@ -299,10 +373,17 @@ def build_chat(library: Library, collection: str = DEFAULT_COLLECTION,
                  "collection": name, "id": found.id}
         same = engine is None
         return (shown, cards, state, "", gr.update() if same else gr.update(value=name),
-                gr.update() if same else _title(engine, name), _export_link(found.id))
+                gr.update() if same else _title(engine, name), _export_link(found.id),
+                gr.update() if same else _examples_update(engine))
 
-    def delete_open(conversation: dict | None):
-        """Delete the open conversation and start a new one in the same collection."""
+    def delete_open(conversation: dict | None, confirmed: bool = True):
+        """Delete the open conversation (once the browser's confirm() said yes) and start a new one in the same
+        collection."""
+        if not (conversation or {}).get("id"):
+            gr.Info("Nothing to delete: a conversation is saved once a question in it is answered.")
+            return (gr.update(),) * 4
+        if not confirmed:
+            return (gr.update(),) * 4
         try:
             delete_conversation(saved, (conversation or {}).get("id"))
         except QAError as exc:
@@ -310,38 +391,48 @@ def build_chat(library: Library, collection: str = DEFAULT_COLLECTION,
         return clear(conversation)
 
     with gr.Blocks(title="Grounded QA", analytics_enabled=False) as demo:
-        title = gr.HTML(_title(qa, collection))
+        title = gr.HTML(_title(qa, collection), elem_id="qa-header")
         conversation = gr.State(_new_conversation(collection))
-        with gr.Row():
-            with gr.Column(scale=3):
-                # Gradio's own copy buttons would copy the bubble's HTML; each answer has its own (COPY_JS).
-                chatbot = gr.Chatbot(label="Conversation", height=480, render_markdown=False, sanitize_html=True,
-                                     elem_id="qa-chat", feedback_options=None, buttons=[],
-                                     placeholder="Ask a question about the documents.")
-                with gr.Row():
-                    box = gr.Textbox(placeholder="Ask a question\u2026", label="Question", show_label=False, scale=5,
-                                     elem_id="qa-input", max_length=2000)
-                    ask = gr.Button("Ask", variant="primary", scale=1, elem_id="qa-ask")
-                    clear_btn = gr.Button("New conversation", scale=1, elem_id="qa-clear")
-                if examples:
-                    gr.Examples(examples=[[e] for e in examples], inputs=[box], label="Try")
+        # Three columns on a desktop: what to ask about (collection, conversations, settings, documents), the
+        # conversation, the latest answer's sources. On a phone the conversation comes first, each answer with
+        # its own sources under it, and the controls follow (CSS).
+        with gr.Row(elem_id="qa-main"):
+            with gr.Column(scale=1, min_width=270, elem_id="qa-side"):
                 picker = gr.Dropdown([c.name for c in library.collections()], value=collection,
                                      label="Collection", elem_id="qa-collection", interactive=True)
+                clear_btn = gr.Button("+ New conversation", size="sm", elem_id="qa-clear")
+                saved_list = gr.Dropdown([], value=None, label="Saved conversations", elem_id="qa-saved",
+                                         interactive=True)
+                with gr.Row(elem_id="qa-saved-tools"):
+                    export = gr.HTML(_export_link(None), elem_id="qa-export")
+                    delete_btn = gr.Button("Delete", size="sm", variant="secondary", elem_id="qa-delete", scale=0,
+                                           min_width=72)
+                    confirmed = gr.Checkbox(value=True, visible=False)  # set by the Delete button's confirm()
                 backend = gr.Dropdown([EXTRACTIVE, *llms], value=EXTRACTIVE, label="Answer with", visible=bool(llms),
                                       elem_id="qa-llm", interactive=True,
                                       info="an LLM's sentences are kept only where the cited sources support them")
-                with gr.Row(equal_height=True):
-                    saved_list = gr.Dropdown([], value=None, label="Saved conversations (newest first)", scale=4,
-                                             elem_id="qa-saved", interactive=True)
-                    delete_btn = gr.Button("Delete", scale=1, size="sm", elem_id="qa-delete")
-                export = gr.HTML(_export_link(None), elem_id="qa-export")
                 with gr.Accordion("Retrieval settings", open=False):
                     k = gr.Slider(1, 10, value=5, step=1, label="Passages to retrieve (k)", elem_id="qa-k")
                     mode = gr.Radio(["hybrid", "dense", "lexical"], value="hybrid", label="Retrieval mode",
                                     elem_id="qa-mode")
                 build_documents(library, picker, collection)  # ui/documents.py: upload, list, remove
-            with gr.Column(scale=2):
-                gr.Markdown("### Sources")
+            with gr.Column(scale=3, min_width=340, elem_id="qa-center"):
+                # Gradio's own copy buttons would copy the bubble's HTML; each answer has its own (COPY_JS).
+                # (The label names the /chat endpoint's output for API clients; it is not shown.)
+                chatbot = gr.Chatbot(label="Conversation", show_label=False, height="calc(100vh - 300px)",
+                                     min_height=340, render_markdown=False, sanitize_html=True, elem_id="qa-chat",
+                                     feedback_options=None, buttons=[],
+                                     placeholder="Ask a question about these documents: each sentence of the "
+                                                 "answer cites the exact passage it comes from.")
+                with gr.Row(elem_id="qa-ask-row"):
+                    box = gr.Textbox(placeholder="Ask a question\u2026", label="Question", show_label=False, scale=8,
+                                     elem_id="qa-input", max_length=2000, lines=1)
+                    ask = gr.Button("Ask", variant="primary", scale=0, min_width=88, elem_id="qa-ask")
+                # Examples of the collection shown (none when its questions would not be answered).
+                try_these = gr.Examples(examples=[[e] for e in examples] or [[""]], inputs=[box], label="Try",
+                                        visible=bool(examples))
+            with gr.Column(scale=2, min_width=300, elem_id="qa-sources-col"):
+                gr.HTML('<h2 class="qa-panel-title">Sources</h2>')
                 # (labels name the /chat endpoint's outputs for API clients; they are not shown)
                 cards = gr.HTML(render_cards(None, qa.source_text), elem_id="qa-cards", label="Sources")
         inputs = [box, conversation, k, mode]  # the chatbot is display only: never an input
@@ -357,10 +448,12 @@ def build_chat(library: Library, collection: str = DEFAULT_COLLECTION,
         box.submit(answer_fn, inputs, outputs, api_name=False, **answering)
         clear_btn.click(clear, [conversation], outputs, api_name=False)
         chatbot.clear(clear, [conversation], outputs, api_name=False)  # the chatbot's own trash icon resets the state too
-        picker.input(switch, [picker], [*outputs, title], api_name=False)
+        picker.input(switch, [picker], [*outputs, title, try_these.dataset], api_name=False)
+        demo.load(on_load, None, [title, try_these.dataset], api_name=False)
         # Only the chosen id comes from the browser; the conversation is read from the store.
-        saved_list.input(open_saved, [saved_list], [*outputs, picker, title, export], api_name=False)
-        delete_btn.click(delete_open, [conversation], outputs, api_name=False)
+        saved_list.input(open_saved, [saved_list], [*outputs, picker, title, export, try_these.dataset],
+                         api_name=False)
+        delete_btn.click(delete_open, [conversation, confirmed], outputs, api_name=False, js=CONFIRM_DELETE_JS)
         # Whatever changed the conversation (an answer; a new, opened or deleted one), the list and link follow.
         conversation.change(**listing)
         demo.load(**listing)

@@ -242,6 +242,9 @@ def upload_documents(library: Library, files, name):
 
 def remove(library: Library, name, source):
     """Remove one document and re-index; returns (status HTML, document list HTML)."""
+    if not name or not source:  # nothing chosen: say what to choose, not what a collection name may be
+        said = "Choose an upload collection first" if not name else "Choose the document to remove first"
+        return f'<p class="qa-error">\u26a0 {said}.</p>', gr.update()
     try:
         report = remove_document(library.settings, check_name(name or ""), source or "")
     except QAError as exc:
@@ -249,6 +252,31 @@ def remove(library: Library, name, source):
     done = (f'<p class="qa-progress">Removed {escape(source)}: {report.documents} documents, {report.chunks} chunks '
             f'left in {escape(name)}.</p>')
     return done, render_documents(library, name)
+
+
+CONFIRM_REMOVE_JS = """(collection, source, confirmed) => [collection, source,
+  source ? window.confirm(`Remove ${source} from ${collection}? Its file is deleted too.`) : true]"""
+CONFIRM_DELETE_COLLECTION_JS = """(collection, confirmed, shown) => [collection,
+  collection ? window.confirm(`Delete the collection ${collection}, its index and its uploaded documents? `
+                              + "This cannot be undone.") : true, shown]"""
+
+
+def delete_upload_collection(library: Library, name) -> str:
+    """Delete an upload collection (its index and uploaded files); status HTML. A collection made from a folder
+    of the user's is deleted from the command line (`qa collections delete NAME`), never from the browser."""
+    from index.collections import delete_collection
+
+    if not name:
+        return '<p class="qa-error">\u26a0 Choose an upload collection first.</p>'
+    try:
+        if name not in upload_collections(library):
+            return (f'<p class="qa-error">\u26a0 {escape(name)} is not an upload collection: delete it with '
+                    f'<code>qa collections delete {escape(name)}</code>.</p>')
+        delete_collection(library.settings, check_name(name))
+    except QAError as exc:
+        return f'<p class="qa-error">\u26a0 {escape(str(exc))}</p>'
+    library.forget(name)
+    return f'<p class="qa-progress">Deleted the collection {escape(name)} and its documents.</p>'
 
 
 def build_documents(library: Library, picker: gr.Dropdown, collection: str) -> None:
@@ -268,6 +296,8 @@ def build_documents(library: Library, picker: gr.Dropdown, collection: str) -> N
             chosen = gr.Dropdown([s for s, _ in list_documents(library.settings, start)] if start else [],
                                  label="Document", elem_id="qa-doc-remove", interactive=True, scale=3)
             remove_btn = gr.Button("Remove document", variant="stop", elem_id="qa-doc-remove-btn", scale=1)
+            confirmed = gr.Checkbox(value=True, visible=False)  # set by the button's confirm()
+        delete_btn = gr.Button("Delete this collection", variant="stop", size="sm", elem_id="qa-collection-delete")
 
     def show(name):
         name = name if isinstance(name, str) else ""
@@ -289,12 +319,24 @@ def build_documents(library: Library, picker: gr.Dropdown, collection: str) -> N
         """Upload documents (or a .zip) into an upload collection and index them; yields progress HTML."""
         yield from upload_documents(library, files, collection)
 
-    def remove_one(collection: str, source: str):
+    def remove_one(collection: str, source: str, confirmed: bool = True):
+        if source and not confirmed:  # the browser's confirm() said no
+            return gr.update(), gr.update()
         return remove(library, collection, source)
 
     button.upload(upload, [button, target], [status, listing], api_name=UPLOAD_API, concurrency_limit=1) \
         .then(refresh_choices, None, [target, picker], api_name=False) \
         .then(show, [target], [where, listing, chosen], api_name=False)
-    remove_btn.click(remove_one, [target, chosen], [status, listing],
+    def delete_one(collection: str, confirmed: bool = True, shown: str = ""):
+        if collection and not confirmed:  # the browser's confirm() said no
+            return gr.update(), gr.update(), gr.update(), gr.update()
+        said = delete_upload_collection(library, collection)
+        names = [c.name for c in library.collections()]
+        picked = gr.update(choices=names, value=shown if shown in names else names[0])
+        return said, gr.update(choices=upload_collections(library), value=None), picked, ""
+
+    delete_btn.click(delete_one, [target, confirmed, picker], [status, target, picker, listing],
+                     js=CONFIRM_DELETE_COLLECTION_JS, api_name=False, concurrency_limit=1)
+    remove_btn.click(remove_one, [target, chosen, confirmed], [status, listing], js=CONFIRM_REMOVE_JS,
                      api_name=False, concurrency_limit=1) \
         .then(show, [target], [where, listing, chosen], api_name=False)

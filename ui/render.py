@@ -68,11 +68,13 @@ def render_cards(answer: Answer | None, document_text, query: bool = True,
     if answer.conflict:  # the banner says what the JSON says, nothing more
         parts.append('<div class="qa-conflict">Sources differ: each account is shown with its own citation.</div>')
     if answer.abstained:
-        parts.append('<div class="qa-abstain">No passage answers this. Closest passages:</div>')
-        for p in answer.passages[:3]:
+        if query:  # the panel says so; a bubble's own prose already does
+            parts.append('<div class="qa-abstain">No passage answers this. The closest ones, best first:</div>')
+        # Their rank, not the fusion score: 0.016 means nothing to a reader.
+        for rank, p in enumerate(answer.passages[:3], start=1):
             text = document_text(p.source)
-            parts.append(_card("\u2022", p.source, p.line, p.start, p.end, text,
-                               f'<span class="qa-score">score {p.score:.3f}</span>', p.page, p.headings, collection))
+            parts.append(_card(f"#{rank}", p.source, p.line, p.start, p.end, text, "", p.page, p.headings,
+                               collection))
     for c in answer.citations:
         parts.append(_card(f"[{c.n}]", c.source, c.line, c.start, c.end, document_text(c.source), "", c.page,
                            c.headings, collection))
