@@ -4,7 +4,8 @@ Run: .venv/bin/python -m eval.split   (writes eval/data/blind/splits/; the hashe
 by hand, before anything is fitted, and `qa eval` refuses a test split whose hash has changed.)
 
 `--by-document NAME` splits eval/data/blind2/NAME.jsonl (written blind over new documents) by document into
-train / dev / test, each split with its own corpus folder NAME/<split>/ holding only its documents.
+train / dev / test, each split with its own corpus folder NAME-<split>/ holding only its documents (they are
+taken from NAME-docs/).
 
 `--extra` splits the later sets in eval/data/blind/extra/ (written blind too, after the test split was frozen)
 into train and dev only: the test split stays the one frozen before anything was fitted.
@@ -95,11 +96,9 @@ def document_of(items: list[dict], documents: dict[str, str]) -> dict[str, str]:
 
 def split_by_document(name: str) -> None:
     """Split eval/data/blind2/NAME.jsonl by document, not by question: each document, with all its questions,
-    goes to train, dev or test (SHARES of the documents, shuffled by SEED), and its file moves from NAME/docs/ to
-    NAME/<split>/, the corpus that split's questions are asked of (a second run finds it there). Test documents
+    goes to train, dev or test (SHARES of the documents, shuffled by SEED), and its file moves from NAME-docs/ to
+    NAME-<split>/, the corpus that split's questions are asked of (a second run finds it there). Test documents
     are then unseen by anything fitted on train/dev."""
-
-    source = BLIND2 / name
     lines = [line for line in (BLIND2 / f"{name}.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
     items = [json.loads(line) for line in lines]
     map_file = BLIND2 / f"{name}_docs.json"
@@ -119,11 +118,11 @@ def split_by_document(name: str) -> None:
     target = BLIND2 / "splits"
     target.mkdir(exist_ok=True)
     for split in ("train", "dev", "test"):
-        folder = source / split
+        folder = BLIND2 / f"{name}-{split}"
         folder.mkdir(exist_ok=True)
         for d in documents:
             if split_of[d] == split and not (folder / d).exists():
-                (source / "docs" / d).rename(folder / d)
+                (BLIND2 / f"{name}-docs" / d).rename(folder / d)
         part = [line for line, item in zip(lines, items)
                 if split_of.get(doc[item["id"]]) == split and item["id"] not in straddling]
         out = target / f"{name}.{split}.jsonl"
