@@ -1,10 +1,12 @@
 """What the reader costs (docs/reader.md): warm answer latency with and without it, cold `qa ask`, memory.
 
-Run: .venv/bin/python bench/reader.py [--before PATH] [--runs N]
+Run: .venv/bin/python bench/reader.py [--before PATH] [--runs N] [--rest]
   --before PATH   a checkout of the tree before the reader (git archive <commit> | tar -x -C PATH): cold `qa ask`
                   is timed there and here, alternated, so both see the same load.
 Warm: the 65 reference questions over seeds/, each asked with and without the reader, alternated, in one process
-(in-process QA.ask, not over REST). Times on a shared machine are only compared as ratios within one run.
+(in-process QA.ask, not over REST). --rest: the same questions over REST to a `qa serve` started with the reader
+and one without it (QA_READER_DIR pointing at an empty folder: the fallback), with the server's RSS.
+Times on a shared machine are only compared as ratios within one run.
 """
 
 from __future__ import annotations
@@ -36,10 +38,44 @@ def percentiles(values: list[float]) -> dict:
     return {"p50_ms": round(statistics.median(ordered), 1), "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 1)}
 
 
+def rest(index_dir: Path) -> dict:
+    import httpx
+
+    from bench.serving import start_qa_server
+
+    def server_rss(pid: int) -> float:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    out = {}
+    empty = tempfile.mkdtemp(prefix="no-reader-")
+    for label, extra in (("without reader", {"QA_READER_DIR": empty}), ("with reader", {})):
+        env = {**os.environ, "QA_CORPUS": str(ROOT / "seeds"), "QA_INDEX_DIR": str(index_dir), "HF_HUB_OFFLINE": "1",
+               "PYTHONPATH": str(ROOT), **extra}
+        server, url = start_qa_server(env)
+        try:
+            ready = server_rss(server.pid)
+            httpx.post(url + "/api/ask", json={"question": "Who is the IPCC commissioner?"}, timeout=120)
+            lat = []
+            for question in QUESTIONS:
+                t0 = time.perf_counter()
+                httpx.post(url + "/api/ask", json={"question": question}, timeout=120).raise_for_status()
+                lat.append((time.perf_counter() - t0) * 1000)
+            out[label] = percentiles(lat) | {"rss_ready_mb": round(ready, 1),
+                                             "rss_after_mb": round(server_rss(server.pid), 1)}
+        finally:
+            server.terminate()
+            server.wait(30)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--before", type=Path)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--rest", action="store_true")
     args = parser.parse_args()
     from index.build import build_index
     from index.config import load_settings
@@ -51,6 +87,8 @@ def main() -> None:
     settings = load_settings(corpus=ROOT / "seeds", index_dir=tmp / "index")
     build_index(settings)
     out: dict = {}
+    if args.rest:
+        out["rest"] = rest(settings.index_dir)
     if args.before:  # cold `qa ask`, before and after, alternated
         env = {**os.environ, "QA_INDEX_DIR": str(settings.index_dir), "QA_CORPUS": str(ROOT / "seeds"),
                "HF_HUB_OFFLINE": "1"}

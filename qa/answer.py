@@ -4,6 +4,9 @@ Every answer sentence is a verbatim span of a document, so it is supported by
 construction. What can go wrong is answering when the documents do not hold the fact;
 similarity alone cannot tell (a near miss scores high), so a sentence qualifies only when
 it covers the question's topic words and holds the kind of value the question asks for.
+
+With the reader (qa/reader.py, docs/reader.md) a cross-encoder picks the sentence and a model fitted on its
+scores decides whether to answer; the features and rules here are its inputs, and its fallback.
 """
 
 from __future__ import annotations
@@ -287,9 +290,9 @@ def read(spec: QuestionSpec, pool: list[Candidate], document_text) -> list[tuple
 
 def read_pairs(reader, spec: QuestionSpec, best: list[Candidate], document_text) -> tuple[dict, dict]:
     """The reader's logit for each of these sentences read with the next one, and where that pair ends, by
-    (source, start, end)."""
+    (source, start, end); none without document_text."""
     ends = {}
-    for c in best:
+    for c in best if document_text is not None else ():
         end = next_sentence_end(document_text(c.passage.source), c.end)
         if end is not None:
             ends[(c.passage.source, c.start, c.end)] = end
