@@ -67,7 +67,7 @@ def guard_counts(answers: list[dict]) -> dict:
 
 
 def run_set(settings: Settings, name: str, set_file: Path, corpus: Path, baselines: bool, k: int,
-            threshold: float, log, llm=None) -> dict:
+            threshold: float, log, llm=None, exact_quotes: bool = True) -> dict:
     items = load_set(set_file)
     if not items:
         raise UsageError(f"{set_file} holds no items")
@@ -82,7 +82,8 @@ def run_set(settings: Settings, name: str, set_file: Path, corpus: Path, baselin
         for item in items:
             t0 = time.perf_counter()
             answer = system(item.question, [list(h) for h in item.history])
-            scores.append(score_item(item, answer, texts, k, threshold, (time.perf_counter() - t0) * 1000))
+            scores.append(score_item(item, answer, texts, k, threshold, (time.perf_counter() - t0) * 1000,
+                                     exact_quotes))
             answers.append(answer)
         types = sorted({s.type for s in scores})
         results[system_name] = {
@@ -98,8 +99,8 @@ def run_set(settings: Settings, name: str, set_file: Path, corpus: Path, baselin
     paraphrased = [item for item in items if item.paraphrase]
     if paraphrased:  # the same questions in a second wording, sharing few words with the text
         system = all_systems(qa, False)["ours (hybrid)"]
-        scores = [score_item(item, system(item.paraphrase, [list(h) for h in item.history]), texts, k, threshold, 0.0)
-                  for item in paraphrased]
+        scores = [score_item(item, system(item.paraphrase, [list(h) for h in item.history]), texts, k, threshold, 0.0,
+                             exact_quotes) for item in paraphrased]
         results["ours (hybrid)"]["paraphrase"] = aggregate(scores)
         log(f"  ours (hybrid), paraphrased: correctness {results['ours (hybrid)']['paraphrase']['correctness']}")
     return {"set": set_file.name, "corpus": str(corpus), "items": len(items), "systems": results}
@@ -164,7 +165,8 @@ def main(settings: Settings, eval_set: str | None = None, baselines: bool = Fals
     log(f"support judge: {judge['accuracy']:.1%} on {judge['pairs']} hand-labelled pairs")
     runs = {}
     for name, set_file, corpus, conf in sets:
-        run = run_set(settings, name, set_file, corpus, baselines, k, threshold, log, llm)
+        run = run_set(settings, name, set_file, corpus, baselines, k, threshold, log, llm,
+                      conf.get("exact_quotes", True))
         ours = run["systems"]["ours (hybrid)"]["overall"]
         run["floors_missed"] = check(ours, conf.get("floors", {}))
         run["targets_missed"] = check(ours, conf.get("targets", {}))

@@ -3,6 +3,10 @@
 Run: .venv/bin/python -m eval.split   (writes eval/data/blind/splits/; the hashes go into eval/config.toml
 by hand, before anything is fitted, and `qa eval` refuses a test split whose hash has changed.)
 
+`--by-document NAME` splits eval/data/blind2/NAME.jsonl (written blind over new documents) by document into
+train / dev / test, each split with its own corpus folder NAME-<split>/ holding only its documents (they are
+taken from NAME-docs/).
+
 `--extra` splits the later sets in eval/data/blind/extra/ (written blind too, after the test split was frozen)
 into train and dev only: the test split stays the one frozen before anything was fitted.
 """
@@ -73,5 +77,65 @@ def split_extra() -> None:
             print(f"{out.relative_to(BLIND.parent)}  {len(part)} items")
 
 
+
+
+
+BLIND2 = Path(__file__).resolve().parent / "data" / "blind2"
+
+
+def document_of(items: list[dict], documents: dict[str, str]) -> dict[str, str]:
+    """Each item's document: the writers' map (NAME_docs.json) when given, else its evidence's source, else (a near
+    miss without evidence) the document of the answerable item written before it (the writers go document by
+    document)."""
+    out, last = {}, None
+    for item in items:
+        doc = documents.get(item["id"]) or (item["evidence"][0]["source"] if item.get("evidence") else last)
+        out[item["id"]] = last = doc
+    return out
+
+
+def split_by_document(name: str) -> None:
+    """Split eval/data/blind2/NAME.jsonl by document, not by question: each document, with all its questions,
+    goes to train, dev or test (SHARES of the documents, shuffled by SEED), and its file moves from NAME-docs/ to
+    NAME-<split>/, the corpus that split's questions are asked of (a second run finds it there). Test documents
+    are then unseen by anything fitted on train/dev."""
+    lines = [line for line in (BLIND2 / f"{name}.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    items = [json.loads(line) for line in lines]
+    map_file = BLIND2 / f"{name}_docs.json"
+    doc = document_of(items, json.loads(map_file.read_text()) if map_file.exists() else {})
+    documents = sorted({d for d in doc.values() if d})
+    rng = random.Random(SEED)
+    rng.shuffle(documents)
+    cut1 = round(SHARES["train"] * len(documents))
+    cut2 = cut1 + round(SHARES["dev"] * len(documents))
+    split_of = {d: "train" if i < cut1 else "dev" if i < cut2 else "test" for i, d in enumerate(documents)}
+    # A question that quotes two documents which went to different splits is left out: its split's corpus lacks
+    # one of them, and keeping it would show a test document to train or dev.
+    straddling = {item["id"] for item in items
+                  if len({split_of.get(e["source"]) for e in item.get("evidence", [])} | {split_of[doc[item["id"]]]}) > 1}
+    if straddling:
+        print(f"left out ({len(straddling)}), quoting documents of two splits: {', '.join(sorted(straddling))}")
+    target = BLIND2 / "splits"
+    target.mkdir(exist_ok=True)
+    for split in ("train", "dev", "test"):
+        folder = BLIND2 / f"{name}-{split}"
+        folder.mkdir(exist_ok=True)
+        for d in documents:
+            if split_of[d] == split and not (folder / d).exists():
+                (BLIND2 / f"{name}-docs" / d).rename(folder / d)
+        part = [line for line, item in zip(lines, items)
+                if split_of.get(doc[item["id"]]) == split and item["id"] not in straddling]
+        out = target / f"{name}.{split}.jsonl"
+        out.write_text("\n".join(part) + "\n", encoding="utf-8")
+        digest = hashlib.sha256(out.read_bytes()).hexdigest()
+        n_docs = sum(v == split for v in split_of.values())
+        print(f"{out.relative_to(BLIND2.parent)}  {len(part)} items over {n_docs} documents  sha256 {digest}")
+
+
 if __name__ == "__main__":
-    split_extra() if sys.argv[1:] == ["--extra"] else main()
+    if sys.argv[1:2] == ["--by-document"]:
+        split_by_document(sys.argv[2])
+    elif sys.argv[1:] == ["--extra"]:
+        split_extra()
+    else:
+        main()

@@ -85,6 +85,51 @@ def sentence_ranker(qa: QA, k: int = 5) -> System:
     return run
 
 
+def reranker_top_sentence(qa: QA, k: int = 5) -> System:
+    """The cross-encoder's best sentence from the same passages and candidates as ours (qa.answer.read), no rules
+    and no fitted selector; abstains when its logit is under one threshold fitted on dev (eval/fit.py --reader)."""
+    import json
+
+    from qa.answer import READER_SELECTOR_FILE, candidates, compose, read, term_weights
+    from qa.engine import ANSWER_POOL, DONT_KNOW
+    from qa.followup import resolve_followup
+    from qa.question import analyse
+
+    fitted = READER_SELECTOR_FILE  # eval/fit.py --reader chose it on dev
+    threshold = json.loads(fitted.read_text()).get("reranker_threshold", 0.0) if fitted.exists() else 0.0
+
+    def run(question: str, history: list) -> dict:
+        query = resolve_followup(question, [tuple(h) for h in history])
+        index = qa.index
+        passages = index.search(query, k=max(k, ANSWER_POOL))
+        spec = analyse(query)
+        pool = candidates(spec, passages, term_weights(spec, index.document_frequency, index.n_chunks),
+                          index.embed(query), index.sentence_vectors([p.chunk_id for p in passages]),
+                          index.document_text)
+        read_pool = read(spec, pool, index.document_text) if pool else []  # best read first
+        best = read_pool[0] if read_pool else None
+        if best is None or best[1]["reader"] < threshold:
+            return Answer(question, query, DONT_KNOW, True, (), tuple(passages[:k])).to_json()
+        prose, citations, conflict = compose([best[0]], index.document_text)
+        return Answer(question, query, prose, False, citations, tuple(passages[:k]), conflict).to_json()
+
+    return run
+
+
+def without_reader(qa: QA, k: int = 5) -> System:
+    """Ours as it answers when the reader's model cannot be loaded: the selector fitted before the reader."""
+    from qa.engine import ANSWER_POOL, answer_from_passages, split_question
+    from qa.followup import resolve_followup
+
+    def run(question: str, history: list) -> dict:
+        query = resolve_followup(question, [tuple(h) for h in history])
+        parts = split_question(query)
+        pools = [qa.index.search(part, k=max(k, ANSWER_POOL)) for part in parts]
+        return answer_from_passages(qa.index, question, query, parts, pools, shown=k, reader=False).to_json()
+
+    return run
+
+
 def generated(qa: QA, llm, k: int = 5) -> System:
     """Answers an LLM writes from the hybrid passages, each sentence checked by the grounding guard."""
     return lambda question, history: qa.ask(question, history=[tuple(h) for h in history], k=k, llm=llm).to_json()
@@ -93,7 +138,9 @@ def generated(qa: QA, llm, k: int = 5) -> System:
 def all_systems(qa: QA, baselines: bool, llm=None) -> dict[str, System]:
     systems = {"ours (hybrid)": ours(qa)}
     if baselines:
-        systems |= {"sentence ranker": sentence_ranker(qa), "bm25 only": ours(qa, mode="lexical"),
+        systems |= {"without the reader": without_reader(qa), "sentence ranker": sentence_ranker(qa),
+                    "reranker top sentence": reranker_top_sentence(qa),
+                    "bm25 only": ours(qa, mode="lexical"),
                     "dense only": ours(qa, mode="dense"), "plain langchain": plain_langchain(qa)}
     if llm is not None:
         systems[f"{llm.name} (guarded)"] = generated(qa, llm)

@@ -238,6 +238,8 @@ def cmd_ask(args, settings) -> int:
     for note in qa.index.notes:
         print(f"warning: {note}", file=sys.stderr)
     _warn_fallback(answer)
+    for warning in answer.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(json.dumps(answer.to_json(), ensure_ascii=False, indent=2) if args.json else format_answer(answer))
     return 0
 

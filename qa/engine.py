@@ -13,7 +13,7 @@ from index.errors import QAError, UsageError
 from index.load import is_utf8
 from index.store import side_store_path
 
-from .answer import DONT_KNOW, absent_names, compose, select_evidence, term_weights, values_differ
+from .answer import DONT_KNOW, absent_names, compose, load_reader_selector, select_evidence, term_weights, values_differ
 from .followup import resolve_followup
 from .question import analyse
 from .retrieve import MODES, CorpusIndex
@@ -57,18 +57,24 @@ def split_question(search_query: str) -> list[str]:
 
 def answer_from_passages(index: CorpusIndex, question: str, search_query: str, parts: list[str],
                          passages_per_part: list[list[Passage]], timings: dict[str, float] | None = None,
-                         shown: int | None = None) -> Answer:
+                         shown: int | None = None, reader: bool = True) -> Answer:
     """Select, cite and compose from the passages retrieved for each part; abstain when nothing answers.
 
-    The answer lists the first `shown` passages of each part (all of them when None)."""
+    The answer lists the first `shown` passages of each part (all of them when None). reader=False answers as the
+    reader's fallback does (the eval's "without the reader" system)."""
     t0 = time.perf_counter()
-    chosen, missing, conflict = [], [], False
+    chosen, missing, conflict, warnings = [], [], False, []
+    use_reader = None if reader else False  # known once a part needs it: the reader's model is loaded only then
     for part, passages in zip(parts, passages_per_part):
         spec = analyse(part)
         vectors = index.sentence_vectors([p.chunk_id for p in passages]) if passages else {}
-        picked = [] if absent_names(spec, index.document_frequency) else select_evidence(
+        if passages and use_reader is None:
+            use_reader = reader_loads(warnings)
+        # A question naming what no document mentions abstains; with the reader, its fitted abstention does that
+        # alone (on dev the rule changed no answer: see docs/reader.md).
+        picked = [] if not use_reader and absent_names(spec, index.document_frequency) else select_evidence(
             spec, passages, term_weights(spec, index.document_frequency, index.n_chunks), index.embed(part), vectors,
-            index.document_text)
+            index.document_text, use_reader=bool(use_reader))
         spans = {(c.passage.source, c.start) for c in chosen}
         chosen += [c for c in picked if (c.passage.source, c.start) not in spans]
         conflict = conflict or values_differ(picked)  # within a part: two parts ask for different things
@@ -84,7 +90,23 @@ def answer_from_passages(index: CorpusIndex, question: str, search_query: str, p
     timings = dict(timings or {})
     timings["answer"] = (time.perf_counter() - t0) * 1000
     return Answer(question=question, search_query=search_query, answer=prose, abstained=not chosen,
-                  citations=citations, passages=tuple(passages), conflict=conflict, timings_ms=timings)
+                  citations=citations, passages=tuple(passages), conflict=conflict, timings_ms=timings,
+                  warnings=tuple(warnings))
+
+
+def reader_loads(warnings: list[str]) -> bool:
+    """Whether the reader answers (its fitted selector installed and its model loaded); when its model cannot be
+    loaded, a warning says so and the selector fitted without it answers."""
+    from .reader import ReaderUnavailable, get_reader
+
+    if not load_reader_selector():
+        return False
+    try:
+        get_reader()
+    except ReaderUnavailable as exc:
+        warnings.append(f"{exc}; answered without the reader (the earlier fitted selector)")
+        return False
+    return True
 
 
 class QA:

@@ -75,6 +75,7 @@ class Answer:
     # What wrote the prose: "extractive", an LLM spec ("openai:URL:MODEL"), or "extractive (fallback: why)".
     generator: str = "extractive"
     sentences: tuple[GeneratedSentence, ...] = ()  # a generated answer's sentences; empty for the extractive one
+    warnings: tuple[str, ...] = ()  # what the user should know about how it was answered (the reader fell back)
 
     def to_json(self) -> dict:
         return {
@@ -88,6 +89,7 @@ class Answer:
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "generator": self.generator,
             "sentences": [s.to_json() for s in self.sentences],
+            "warnings": list(self.warnings),
         }
 
     @classmethod
@@ -100,4 +102,4 @@ class Answer:
             timings_ms=data.get("timings_ms", {}), generator=data.get("generator", "extractive"),
             sentences=tuple(GeneratedSentence(**{**s, "citations": tuple(s["citations"]),
                                                  "cited_passages": tuple(s["cited_passages"])})
-                            for s in data.get("sentences", ())))
+                            for s in data.get("sentences", ())), warnings=tuple(data.get("warnings", ())))

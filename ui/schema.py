@@ -54,6 +54,9 @@ class AnswerJSON(BaseModel):
         "a generated answer's sentences as the grounding guard judged them (kept ones cite the supporting "
         "sentence; `citations` are numbers into `citations` above); empty for the extractive answerer, whose "
         "sentences are all verbatim cited spans"))
+    warnings: list[str] = Field(default_factory=list, description=(
+        "what to know about how it was answered, e.g. the reader model could not be loaded and the fitted "
+        "selector without it chose the sentences"))
 
 
 class Sources(BaseModel):

