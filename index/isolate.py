@@ -43,6 +43,9 @@ MAX_PARSE_MB = _env_number("QA_MAX_PARSE_MB", 2048)  # the child's address space
 
 # Set by whoever can tell that nobody waits for the result any more (the chat's upload, on disconnect).
 cancelled: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar("cancelled", default=None)
+# (deadline on time.monotonic(), seconds in all) for every parse of one upload: a zip of 1,000 slow 5 KB PDFs
+# got ten seconds each, and held the upload lock for hours.
+parse_budget: contextvars.ContextVar[tuple[float, float] | None] = contextvars.ContextVar("parse_budget", default=None)
 
 
 class ParseLimit(Exception):
@@ -56,6 +59,17 @@ class Cancelled(BaseException):
 
 def seconds_for(size: int) -> float:
     return min(MAX_PARSE_SECONDS, BASE_SECONDS + SECONDS_PER_MB * size / 1_000_000)
+
+
+def _seconds_allowed(size: int) -> tuple[float, str]:
+    """This file's time limit, and what to say when it is passed: its own, or what is left of the upload's."""
+    seconds, why = seconds_for(size), "reading it took over {:.0f} s (QA_MAX_PARSE_SECONDS)"
+    budget = parse_budget.get()
+    if budget is not None:
+        left = budget[0] - time.monotonic()
+        if left < seconds:
+            seconds, why = left, f"reading this upload's files took over {budget[1]:.0f} s in all"
+    return seconds, why
 
 
 class _Child:
@@ -111,7 +125,9 @@ def parse_isolated(suffix: str, data: bytes):
     from .formats import Unreadable
 
     global _child
-    seconds = seconds_for(len(data))
+    seconds, why = _seconds_allowed(len(data))
+    if seconds <= 0:
+        raise ParseLimit(why)
     with _lock:
         if _child is None or not _child.alive():
             _child = _Child()
@@ -123,7 +139,7 @@ def parse_isolated(suffix: str, data: bytes):
             if isinstance(exc, Cancelled):
                 raise
             if isinstance(exc, ParseLimit) and str(exc) == "time":
-                raise ParseLimit(f"reading it took over {seconds:.0f} s (QA_MAX_PARSE_SECONDS)") from None
+                raise ParseLimit(why.format(seconds)) from None
             raise ParseLimit(f"reading it needed over {MAX_PARSE_MB:.0f} MB of memory (QA_MAX_PARSE_MB)") from None
     if kind == "ok":
         return value

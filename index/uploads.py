@@ -17,6 +17,7 @@ import os
 import sqlite3
 import stat
 import threading
+import time
 import unicodedata
 import uuid
 import zipfile
@@ -29,7 +30,7 @@ from .collections import (COLLECTIONS_DIR, DEFAULT_COLLECTION, UPLOADS_DIR, _rea
 from .config import Settings
 from .errors import NotFoundError, UsageError
 from .formats import SUFFIXES, packed_too_tightly
-from .isolate import Cancelled, cancelled
+from .isolate import ISOLATED_SUFFIXES, Cancelled, cancelled, parse_budget, seconds_for
 from .load import MAX_FILE_BYTES, Skipped, _has_control_chars
 from .progress import Progress
 
@@ -337,22 +338,33 @@ def add_files(settings: Settings, name: str, files: list[Upload], progress: Prog
                 added.saved.append(source)
     if not added.saved or not index:
         return added, None
-    report = index_uploads(settings, name, progress)
+    # One time budget for reading every PDF and .docx of the upload (the ones already read are cached):
+    # the per-file limit alone let a zip of many small slow files hold the upload lock for hours.
+    budget = seconds_for(sum(p.stat().st_size for p in folder.rglob("*")
+                             if p.suffix.lower() in ISOLATED_SUFFIXES and p.is_file() and not p.is_symlink()))
+    token = parse_budget.set((time.monotonic() + budget, budget))
+    try:
+        report = index_uploads(settings, name, progress, added.saved)
+    finally:
+        parse_budget.reset(token)
     return added, report
 
 
-def index_uploads(settings: Settings, name: str, progress: Progress | None = None) -> IndexReport:
-    """Index an upload collection's folder (incremental); files the loader skipped are removed from it.
+def index_uploads(settings: Settings, name: str, progress: Progress | None = None,
+                  new: list[str] = ()) -> IndexReport:
+    """Index an upload collection's folder (incremental); files of this upload (`new`) that the loader skipped
+    are removed from it.
 
-    Only files that are not in the index: the loader also reports notes on documents it did index (a PDF
-    page without a text layer), and removing those deleted the document (the next upload dropped it)."""
+    Only those not in the index: the loader also reports notes on documents it did index (a PDF page
+    without a text layer), and removing those deleted the document (the next upload dropped it). Never
+    a document saved before: one skipped this time (out of reading time) is still the user's."""
     folder = check_upload_collection(settings, name)
     report = build_index(settings.with_(index_dir=collection_dir(settings.index_dir, name), corpus=folder),
                          corpus=folder, progress=progress, allow_empty=True)
     indexed = indexed_sources(settings, name)
     for skipped in report.skipped:
         path = folder / skipped.path
-        if (skipped.path and skipped.path not in indexed and _inside(path, folder) and path.is_file()
+        if (skipped.path in new and skipped.path not in indexed and _inside(path, folder) and path.is_file()
                 and not path.is_symlink()):
             path.unlink()
     return report

@@ -311,7 +311,7 @@ def test_an_uploaded_pdf_with_a_blank_page_is_kept(tmp_path):
 
 def test_the_token_cookie_is_a_session_never_the_token(seed_settings):
     """Browsers send a host's cookies to every port: another web app on the machine got qa_token=<the secret>.
-    The cookie now holds a random session value of this server."""
+    The cookie now holds a random session value of this server; the token is checked before any body is read."""
     token = "s3cret-token-for-cookies"
     proc, url = start_server(SEEDS, seed_settings.index_dir, env_extra={"QA_TOKEN": token})
     try:
@@ -322,6 +322,17 @@ def test_the_token_cookie_is_a_session_never_the_token(seed_settings):
         assert len(session) >= 32
         assert httpx.get(url + "/api/sources", cookies={"qa_token": session}).status_code == 200
         assert httpx.get(url + "/api/sources", cookies={"qa_token": token}).status_code == 401
+        # Another app's cookies on this host (JSON, a space) no longer hide the session (a 401 after login).
+        others = {"cookie": f'prefs={{"theme": "dark"}}; qa_token={session}; greeting=hello world'}
+        assert httpx.get(url + "/api/sources", headers=others).status_code == 200
+        # Without the token nothing of a body is read: 1 MB bodies were held in memory before the 401.
+        conn = _raw(url, b"POST /api/ask HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 900000\r\n\r\n")
+        conn.settimeout(5)
+        try:
+            assert conn.recv(200).startswith(b"HTTP/1.1 401")  # at once, with 900,000 bytes still unsent
+        finally:
+            conn.close()
     finally:
         stop_server(proc)
 
@@ -442,3 +453,45 @@ def test_the_upload_quota_is_checked_and_written_under_one_lock(tmp_path, monkey
         saved = list(pool.map(upload, range(6)))
     assert sum(bool(s) for s in saved) == 3  # 0.3 + 0.3 + 0.3 MB fit under 1 MB; a fourth would not
     assert uploads.uploads_in_use(settings) <= 1_000_000
+
+
+def test_an_upload_of_many_slow_pdfs_has_one_time_budget(tmp_path, monkeypatch):
+    """A zip of many small slow PDFs got the time limit once per file and held the upload lock for hours
+    (hostile round 8). The upload's PDFs share one budget; past it the rest are skipped, not parsed."""
+    import io
+    import zipfile
+
+    from index import isolate
+    from index.config import load_settings
+    from index.uploads import add_files
+
+    monkeypatch.setattr(isolate, "MAX_PARSE_SECONDS", 2.0)
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w") as archive:
+        for i in range(4):
+            archive.writestr(f"slow{i}.pdf", slow_pdf(pages=8, operators=200_000 + i))
+    settings = load_settings(corpus=SEEDS, index_dir=tmp_path / "index")
+    started = time.monotonic()
+    added, report = add_files(settings, "slow", [("slow.zip", packed.getvalue()),
+                                                 ("note.txt", b"The gauge is read twice a day.\n")])
+    elapsed = time.monotonic() - started
+    reasons = {s.path: s.reason for s in report.skipped}
+    assert elapsed < 6, elapsed  # one budget of 2 s, not 2 s for each of the four
+    assert sorted(reasons) == [f"slow{i}.pdf" for i in range(4)], reasons
+    assert sum("in all" in reason for reason in reasons.values()) >= 3, reasons
+    assert report.documents >= 1 and "note.txt" in added.saved  # the rest of the upload is indexed
+
+
+def test_a_document_saved_before_is_never_deleted_by_a_later_upload(tmp_path, monkeypatch):
+    """Files the loader skips are removed only if this upload brought them: an earlier document that is
+    skipped this time (its reading time spent) stays on disk for the next run."""
+    from index import isolate, uploads
+    from index.config import load_settings
+
+    settings = load_settings(corpus=SEEDS, index_dir=tmp_path / "index")
+    uploads.add_files(settings, "tides", [("gauge.pdf", text_and_blank_pdf())])
+    folder = uploads.check_upload_collection(settings, "tides")
+    monkeypatch.setattr(isolate, "MAX_PARSE_SECONDS", 0.001)  # nothing can be read now
+    monkeypatch.setattr(isolate.ParseCache, "get", lambda self, digest: None)  # as after an indexer update
+    uploads.add_files(settings, "tides", [("late.pdf", text_and_blank_pdf()[:-10] + b"%%EOF\n")])
+    assert (folder / "gauge.pdf").is_file()

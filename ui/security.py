@@ -16,8 +16,9 @@ import re
 import socket
 import time
 from collections.abc import Callable
-from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, quote, urlencode
+
+from starlette.requests import cookie_parser
 
 MAX_BODY_BYTES = 1_000_000
 BODY_DEADLINE_S = 30.0  # a whole request body (1 MB at most) within this; uploads get a rate instead:
@@ -411,11 +412,13 @@ class TokenGate:
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
         auth = headers.get(b"authorization", b"").decode("latin-1")
-        cookie = SimpleCookie(headers.get(b"cookie", b"").decode("latin-1"))
+        # Starlette's parser, as browsers read cookies: SimpleCookie dropped them all when another app's
+        # cookie on this host held a space, a quote or JSON (a 401 after a good login).
+        cookie = cookie_parser(headers.get(b"cookie", b"").decode("latin-1"))
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         scheme, _, credential = auth.partition(" ")  # the scheme is case-insensitive (RFC 9110)
         if (scheme.lower() == "bearer" and self._same(credential.strip(), self.token)) or (
-                TOKEN_COOKIE in cookie and self._same(cookie[TOKEN_COOKIE].value, self.session)):
+                self._same(cookie.get(TOKEN_COOKIE), self.session)):
             return await self.app(scope, receive, send)
         if scope["type"] == "http" and self._same((query.get("token") or [None])[0], self.token):
             rest = {k: v for k, v in query.items() if k != "token"}

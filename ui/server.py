@@ -287,10 +287,10 @@ def create_app(library: Library, host: str = "127.0.0.1", allow_hosts: list[str]
                               # connect call, reach the Hugging Face Hub with the host's own HF_TOKEN; monitoring
                               # would show anyone the endpoints' counts and latencies.
                               run_history=False, enable_monitoring=False)
-    if token:
-        app.add_middleware(TokenGate, token=token)
     app.add_middleware(RequestGuard, uploads=uploads,
                        endpoints={fn.api_name for fn in demo.fns.values() if isinstance(fn.api_name, str)})
+    if token:  # outside the body guard: a client without the token is refused before any body is read
+        app.add_middleware(TokenGate, token=token)
     names = allowed_host_names(host, allow_hosts)
     app.add_middleware(HostCheck, names=names)
     # outermost: the refusals of the layers inside carry the headers too
