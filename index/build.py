@@ -23,18 +23,19 @@ from .chunk import Chunk, chunk_document, split_sentences
 from .config import Settings
 from .embed import embed_chunks, model_path, token_counts
 from .errors import IndexBusyError, NotFoundError, QAError, UsageError
-from .lexical import term_counts
-
-
-def chunk_terms(text: str, headings: str):
-    """BM25 terms of a chunk: its words and those of the headings above it (a definition is found by its term)."""
-    return term_counts(f"{headings}\n{text}" if headings else text)
 from .isolate import ParseCache
+from .lexical import term_counts
 from .load import Document, Skipped, list_files, load_corpus
 from .progress import IndexEvent, Progress, plural
 from .store import (VectorCopyDamaged, check_index_dir, current_meta, drop_collection, note_generation,
                     open_collection, open_side_store, publish_vector_copy, read_vector_copy, side_store_path,
                     unpack_postings, write_vector_copy)
+
+
+def chunk_terms(text: str, headings: str):
+    """BM25 terms of a chunk: its words and those of the headings above it (a definition is found by its term)."""
+    return term_counts(f"{headings}\n{text}" if headings else text)
+
 
 CHROMA_BATCH = 4000  # below Chroma's max batch size
 LOCK_FILE, PID_FILE = "index.lock", "index.pid"

@@ -122,8 +122,8 @@ def test_a_collection_killed_mid_commit_still_answers(tmp_path):
     assert store.with_name("index.sqlite-journal").exists()
     listed = run_qa("collections", index_dir=index_dir).stdout
     assert any(line.split()[:3] == ["nc", "1", "1"] for line in listed.splitlines()), listed
-    asked = run_qa("ask", "ferry", "--collection", "nc", index_dir=index_dir)
-    assert asked.returncode == 0 and "[1]" in asked.stdout, asked.stdout + asked.stderr
+    asked = run_qa("ask", QUESTION, "--collection", "nc", index_dir=index_dir)
+    assert asked.returncode == 0 and "east pier [1]" in asked.stdout, asked.stdout + asked.stderr
 
 
 def test_a_damaged_collection_is_said_to_be_damaged_not_missing_and_can_be_deleted(tmp_path):

@@ -216,5 +216,7 @@ def test_markdown_of_a_real_answer_quotes_the_source_exactly(seed_qa):
     markdown = answer_markdown(answer)
     for c in answer.citations:
         assert seed_qa.source_text(c.source)[c.start:c.end] == c.text
-        assert f'- [{c.n}] `{c.source}` (line {c.line}' in markdown
+        last = c.line + c.text.count("\n")  # a citation that runs over lines names them all: "lines 22-24"
+        place = f"line {c.line}" if last == c.line else f"lines {c.line}-{last}"
+        assert f'- [{c.n}] `{c.source}` ({place})' in markdown
         assert f'"{" ".join(c.text.split())}"' in _rendered_text(markdown)

@@ -422,6 +422,23 @@ def test_a_call_to_an_endpoint_that_does_not_exist_is_a_404(attacked):
         response = httpx.post(f"{url}/gradio_api/{route}/nope", json={"data": ["x"]})
         assert response.status_code == 404 and "no such endpoint: nope" in response.json()["error"], route
     assert httpx.post(f"{url}/gradio_api/call/ask", json={"data": ["x"]}).status_code != 404
+    assert httpx.post(f"{url}/gradio_api/run/nope").status_code == 404  # no body at all
+    # The page's own queue-less events (an example's click) post a fn_index to /run/predict: that must work
+    # (a 404 there left the question box empty when a "Try" example was clicked).
+    assert httpx.post(f"{url}/gradio_api/run/predict", json={"data": ["x"]}).status_code == 404
+    info = httpx.get(f"{url}/config").json()
+    example_click = next(d["id"] for d in info["dependencies"] if d.get("queue") is False)
+    clicked = httpx.post(f"{url}/gradio_api/run/predict", json={"data": [0], "fn_index": example_click,
+                                                                "session_hash": "abcdefgh"})
+    assert clicked.status_code != 404, clicked.text
+    # A function index Gradio does not have (hostile round 8: 500s with tracebacks on queue/join)
+    for fn_index in (9999, -1, "0", 1.5):
+        for route in ("queue/join",):
+            response = httpx.post(f"{url}/gradio_api/{route}", json={"data": ["x"], "fn_index": fn_index,
+                                                                     "session_hash": "abcdefgh"})
+            assert response.status_code == 404 and "fn_index" in response.json()["error"], (route, fn_index)
+    # Gradio's reload-mode stream, never used here, stayed open forever for anyone who asked
+    assert httpx.get(f"{url}/gradio_api/dev/reload", timeout=5).status_code == 404
 
 
 def test_numbers_gradio_cannot_take_are_refused_before_it_sees_them(attacked):
@@ -495,3 +512,50 @@ def test_a_document_saved_before_is_never_deleted_by_a_later_upload(tmp_path, mo
     monkeypatch.setattr(isolate.ParseCache, "get", lambda self, digest: None)  # as after an indexer update
     uploads.add_files(settings, "tides", [("late.pdf", text_and_blank_pdf()[:-10] + b"%%EOF\n")])
     assert (folder / "gauge.pdf").is_file()
+
+
+def test_held_uploads_hold_what_they_sent_not_what_they_declared():
+    """Uploads declaring 200 MB each and trickling at the minimum rate reserved the whole waiting-uploads cap:
+    every other upload was a 429 for hours (hostile round 8). An upload now holds the bytes it has sent."""
+    from ui import security
+
+    async def app(scope, receive, send):
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"[]"})
+
+    uploads = security.FileUploads(set(), set(), lambda p: False, 2_000_000, lambda: (0, 0),
+                                   max_waiting_bytes=8_000_000, max_waiting_files=100)
+    guard = security.RequestGuard(app, uploads=uploads)
+
+    async def upload(declared: int, chunks: list[bytes], hold: asyncio.Event | None = None) -> list[int]:
+        statuses, queue = [], list(chunks)
+        scope = {"type": "http", "method": "POST", "path": security.UPLOAD_ROUTE,
+                 "headers": [(b"content-length", str(declared).encode())]}
+
+        async def receive():
+            if queue:
+                return {"type": "http.request", "body": queue.pop(0), "more_body": True}
+            if hold is not None:
+                await hold.wait()
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        await guard(scope, receive, send)
+        return statuses
+
+    async def scenario():
+        hold = asyncio.Event()
+        held = [asyncio.create_task(upload(2_000_000, [b"x" * 10_000], hold)) for _ in range(4)]
+        await asyncio.sleep(0.2)  # four uploads under way, 8 MB declared, 40 kB sent
+        victim = await asyncio.wait_for(upload(1_000_000, [b"y" * 1_000_000]), 5)
+        hold.set()
+        return victim, await asyncio.gather(*held)
+
+    victim, held = asyncio.run(scenario())
+    assert victim == [200]
+    assert held == [[200]] * 4 and uploads.reserved == 0

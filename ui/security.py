@@ -34,8 +34,9 @@ BLOCKED_PREFIXES = ("/gradio_api/upload", "/upload", "/gradio_api/file", "/file=
                     "/proxy=")
 # Gradio's run history (it reaches the Hugging Face Hub with the host's token) and monitoring: off in create_app,
 # and their routes refused here whatever a later Gradio registers.
+# /gradio_api/dev/reload is Gradio's reload mode's stream: never used here, and held open forever it cost CPU.
 CLOSED_PREFIXES = ("/gradio_api/run-history", "/gradio_api/runs", "/run-history", "/runs", "/monitoring",
-                   "/gradio_api/monitoring")
+                   "/gradio_api/monitoring", "/gradio_api/dev")
 UPLOAD_ROUTE = "/gradio_api/upload"
 UPLOAD_PROGRESS_ROUTE = "/gradio_api/upload_progress"  # progress events of an upload: no file goes either way
 _CALL_ROUTE = re.compile(r"/gradio_api/(?:run|api|call)/([^/]+)/?")
@@ -199,22 +200,29 @@ class FileUploads:
         self.fn_ids, self.api_names = fn_ids, api_names
         self.in_upload_folder, self.max_request_bytes = in_upload_folder, max_request_bytes
         self.sweep, self.max_waiting_bytes, self.max_waiting_files = sweep, max_waiting_bytes, max_waiting_files
-        self.reserved = 0  # bytes of uploads under way, counted before they land
-        self.admit = asyncio.Lock()  # the sweep, the check and the reservation: one request at a time
+        self.reserved = 0  # bytes of uploads under way that have arrived, not yet on the sweep's count
+        self.waiting = 0  # bytes waiting in the upload folder at the last sweep
+        self.admit = asyncio.Lock()  # the sweep and the check: one request at a time
 
-    async def reserve(self, size: int) -> str | None:
-        """Reserve `size` bytes for an upload about to stream in; the reason it must wait, or None.
+    async def admit_upload(self, size: int) -> str | None:
+        """Whether an upload declaring `size` bytes fits now; the reason it must wait, or None.
 
-        Under one lock, so parallel uploads cannot all pass the check before any has landed (20 of them
-        left 26.6 MB waiting under an 8 MB cap). The sweep walks the folder off the event loop."""
+        Under one lock, and the sweep walks the folder off the event loop. What an upload holds is what it
+        has sent (charge), not what it declared: held uploads declaring 200 MB each and trickling at the
+        minimum rate kept every other upload out for hours."""
         async with self.admit:
-            waiting, files = await asyncio.to_thread(self.sweep)
+            self.waiting, files = await asyncio.to_thread(self.sweep)
             if self.max_waiting_files and files >= self.max_waiting_files:
                 return f"{files} uploaded files are waiting to be indexed"
-            if self.max_waiting_bytes and waiting + self.reserved + size > self.max_waiting_bytes:
-                return f"{(waiting + self.reserved) // 1_000_000} MB of uploads are waiting to be indexed"
-            self.reserved += size
+            if self.max_waiting_bytes and self.waiting + self.reserved + size > self.max_waiting_bytes:
+                return f"{(self.waiting + self.reserved) // 1_000_000} MB of uploads are waiting to be indexed"
             return None
+
+    def charge(self, size: int) -> bool:
+        """Count `size` more bytes of an upload under way; False once the waiting uploads pass the cap (parallel
+        uploads admitted together cannot all land: 20 of them left 26.6 MB waiting under an 8 MB cap)."""
+        self.reserved += size
+        return not self.max_waiting_bytes or self.waiting + self.reserved <= self.max_waiting_bytes
 
     def release(self, size: int) -> None:
         self.reserved -= size
@@ -256,14 +264,19 @@ class FileUploads:
         return all(self._file_ok(item, host) for item in data[0])
 
 
+def _no_such_endpoint(name: str) -> dict:
+    return {"error": f"no such endpoint: {ascii(name[:60])[1:-1]} (see /gradio_api/info)"}
+
+
 class RequestGuard:
     """413 for a request body over max_bytes, declared or streamed, before any of it is parsed; 422 for a
     Gradio call that names a file (unless `uploads` allows it). With `uploads`, Gradio's upload route takes
     bodies up to uploads.max_request_bytes, streamed through (not held in memory)."""
 
     def __init__(self, app, max_bytes: int = MAX_BODY_BYTES, uploads: FileUploads | None = None,
-                 endpoints: set[str] | None = None):
+                 endpoints: set[str] | None = None, fn_ids: set[int] | None = None):
         self.app, self.max_bytes, self.uploads, self.endpoints = app, max_bytes, uploads, endpoints
+        self.fn_ids = fn_ids
 
     async def _upload(self, scope, receive, send):
         """Gradio's upload route, its body counted as it streams: past the limit the app is cut off, 413;
@@ -273,16 +286,15 @@ class RequestGuard:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             return await send_json(send, 413, too_big)
-        size_hint = int(declared) if declared and declared.isdigit() else limit
-        refusal = await self.uploads.reserve(size_hint)
+        refusal = await self.uploads.admit_upload(int(declared) if declared and declared.isdigit() else 0)
         if refusal:
             return await send_json(send, 429, {"error": f"{refusal}: index them, or try again in a few minutes"})
-        size, over, slow, started, failed = 0, False, False, False, False
+        size, over, slow, full, started, failed = 0, False, False, False, False, False
         began = time.monotonic()
 
         async def counted():
-            nonlocal size, over, slow
-            if over or slow:
+            nonlocal size, over, slow, full
+            if over or slow or full:
                 return {"type": "http.disconnect"}
             allowed = began + UPLOAD_GRACE_S + size / UPLOAD_MIN_RATE - time.monotonic()
             try:
@@ -291,14 +303,16 @@ class RequestGuard:
                 slow = True
                 return {"type": "http.disconnect"}
             size += len(message.get("body", b""))
+            full = not self.uploads.charge(len(message.get("body", b"")))
             if size > limit:
                 over = True
+            if over or full:
                 return {"type": "http.disconnect"}
             return message
 
         async def guarded_send(message):
             nonlocal started, failed
-            if over or slow or failed:
+            if over or slow or full or failed:
                 return
             if message["type"] == "http.response.start" and message["status"] >= 500:
                 # Gradio raises on a malformed form (a file field without a filename): a client error, said so.
@@ -310,13 +324,16 @@ class RequestGuard:
         try:
             await self.app(scope, counted, guarded_send)
         except Exception:
-            if started and not (over or slow or failed):
+            if started and not (over or slow or full or failed):
                 raise  # a response is under way: nothing to replace it with
-            failed = not (over or slow)  # over the limit is a 413, too slow a 408; else the client's form
+            failed = not (over or slow or full)  # over a limit is a 413 or 429, too slow a 408; else the form
         finally:
-            self.uploads.release(size_hint)
+            self.uploads.release(size)
         if over and not started:
             await send_json(send, 413, too_big)
+        elif full and not started:
+            await send_json(send, 429, {"error": "uploads waiting to be indexed reached their limit: index them, "
+                                                 "or try again in a few minutes"})
         elif slow and not started:
             await send_json(send, 408, {"error": "the upload arrived too slowly"})
         elif failed and not started:
@@ -330,10 +347,7 @@ class RequestGuard:
         if self.uploads is not None and scope["path"] == UPLOAD_ROUTE and scope["method"] == "POST":
             return await self._upload(scope, receive, send)
         named = _NAMED_CALL.fullmatch(scope["path"])
-        if named and self.endpoints is not None and named[1] not in self.endpoints:
-            # Gradio looks the name up in a dict and fails with a KeyError: a 500 and a traceback in the log
-            return await send_json(send, 404, {"error": f"no such endpoint: {ascii(named[1][:60])[1:-1]} "
-                                                        "(see /gradio_api/info)"})
+        unknown_name = named[1] if named and self.endpoints is not None and named[1] not in self.endpoints else None
         too_big = {"error": f"request body over {self.max_bytes} bytes"}
         declared = dict(scope["headers"]).get(b"content-length")
         if declared and declared.isdigit() and int(declared) > self.max_bytes:
@@ -354,6 +368,8 @@ class RequestGuard:
             if not message.get("more_body"):
                 break
         body, replayed = b"".join(parts), False
+        if unknown_name is not None and not body:
+            return await send_json(send, 404, _no_such_endpoint(unknown_name))
         if scope["path"].startswith(GRADIO_API) and body:
             try:
                 payload = json.loads(body, parse_constant=_not_a_number, parse_float=_finite)
@@ -362,6 +378,16 @@ class RequestGuard:
             if payload is None or nested_deeper(payload, MAX_JSON_DEPTH):
                 # Gradio and pydantic would recurse over it too: a plain-text 500 and a traceback in the log
                 return await send_json(send, 422, {"error": "the body is not valid JSON, or nested too deeply"})
+            fn_index = payload.get("fn_index") if isinstance(payload, dict) else None
+            if unknown_name is not None and fn_index is None:
+                # Gradio looks the name up in a dict and fails with a KeyError: a 500 and a traceback in the log.
+                # (With a fn_index Gradio ignores the name: the page's own queue-less events, an example's
+                # click among them, post to /run/predict.)
+                return await send_json(send, 404, _no_such_endpoint(unknown_name))
+            if self.fn_ids is not None and fn_index is not None and (
+                    type(fn_index) is not int or fn_index not in self.fn_ids):
+                # Gradio indexes its functions with it: 9999 or -1 was a 500 and a traceback in the log
+                return await send_json(send, 404, {"error": "no such function (fn_index; see /gradio_api/info)"})
             if (names_a_file(payload) and not (
                     self.uploads is not None and self.uploads.allows(
                         scope["path"], payload, dict(scope["headers"]).get(b"host", b"").decode("latin-1")))):

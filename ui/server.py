@@ -288,7 +288,8 @@ def create_app(library: Library, host: str = "127.0.0.1", allow_hosts: list[str]
                               # would show anyone the endpoints' counts and latencies.
                               run_history=False, enable_monitoring=False)
     app.add_middleware(RequestGuard, uploads=uploads,
-                       endpoints={fn.api_name for fn in demo.fns.values() if isinstance(fn.api_name, str)})
+                       endpoints={fn.api_name for fn in demo.fns.values() if isinstance(fn.api_name, str)},
+                       fn_ids=set(demo.fns))
     if token:  # outside the body guard: a client without the token is refused before any body is read
         app.add_middleware(TokenGate, token=token)
     names = allowed_host_names(host, allow_hosts)
