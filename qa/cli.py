@@ -232,6 +232,10 @@ def cmd_ask(args, settings) -> int:
     check_question(args.question, args.k, args.mode)  # fail fast, before loading anything
     if args.show_unsupported and not args.llm:
         raise UsageError("--show-unsupported needs --llm: the extractive answer has no unsupported sentences")
+    if not args.llm:
+        from .reader import preload
+
+        preload()  # its model loads while the index opens and the question is searched
     llm = _open_llm(args.llm)
     qa = _open_qa(_collection(args, settings), fast_start=True)
     answer = qa.ask(args.question, k=args.k, mode=args.mode, llm=llm, show_unsupported=args.show_unsupported)

@@ -30,6 +30,25 @@ def test_batched_scores_equal_single_pair_scores(real_reader):
     assert together == [real_reader.scores(question, [t])[0] for t in texts]
 
 
+def test_the_optimised_copy_scores_as_the_model_does_and_a_damaged_copy_is_remade(tmp_path, monkeypatch):
+    # A cold `qa ask` opens the graph optimised once and saved; its scores must be the model's own.
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path))
+    question = "What is the capital of France?"
+    texts = ["Paris is the capital of France.", "France is a country in Europe.", "Bananas are rich in potassium."]
+    reader.reset()
+    first = reader.get_reader().scores(question, texts)  # optimises the graph and saves it
+    [copy] = tmp_path.glob("reader-*.onnx")
+    reader.reset()
+    assert reader.get_reader().scores(question, texts) == first  # from the saved copy
+    copy.write_bytes(b"half a file")
+    reader.reset()
+    try:
+        assert reader.get_reader().scores(question, texts) == first
+    finally:
+        reader.reset()
+    assert copy.stat().st_size > 1_000_000 and not list(tmp_path.glob(".*.tmp"))
+
+
 def test_damaged_model_file_is_one_line_naming_it(tmp_path, monkeypatch):
     shutil.copy(reader.model_dir() / "tokenizer.json", tmp_path / "tokenizer.json")
     (tmp_path / "model.onnx").write_bytes(b"\x08\x07not an onnx model" * 100)
