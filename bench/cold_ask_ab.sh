@@ -1,6 +1,6 @@
 # A/B of cold `qa ask` wall time: a checkout of the previous commit (/tmp/oldwt: git worktree add /tmp/oldwt HEAD~1)
 # against this one, alternating, 7 runs each, index of seeds/ built first (qa index with QA_INDEX_DIR=/tmp/seedsix).
-export HF_HUB_OFFLINE=1 QA_INDEX_DIR=/tmp/seedsix QA_CORPUS=/work/main/seeds QA_CACHE_DIR=/tmp/qc
+export HF_HUB_OFFLINE=1 QA_INDEX_DIR=/tmp/seedsix QA_CORPUS=/work/main/seeds XDG_CACHE_HOME=/tmp/qc
 Q="How old was Daniel Whitworth?"
 for i in 1 2 3 4 5 6 7; do
   for wt in /tmp/oldwt /work/main; do

@@ -76,8 +76,8 @@ class Reader:
 
 
 def cache_dir() -> Path:
-    """Where the optimised copy of the model is kept: $QA_CACHE_DIR, else ~/.cache/grounded-qa."""
-    return Path(os.environ.get("QA_CACHE_DIR") or Path.home() / ".cache" / "grounded-qa")
+    """Where the optimised copy of the model is kept: $XDG_CACHE_HOME/grounded-qa (~/.cache/grounded-qa)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "grounded-qa"
 
 
 def _session(ort, model: Path):
@@ -160,7 +160,9 @@ def preload() -> None:
         except Exception:  # noqa: BLE001 (get_reader remembers it; the answer says so)
             pass
 
-    threading.Thread(target=load, name="reader-preload", daemon=True).start()
+    # Not a daemon: an exit while ONNX Runtime is building the session (a damaged index, a usage error) aborted
+    # the process ("terminate called without an active exception", exit -6); Python waits for it instead.
+    threading.Thread(target=load, name="reader-preload").start()
 
 
 def reset() -> None:

@@ -1,13 +1,10 @@
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-# The reader's optimised model copy goes to a folder of this run's, not the user's ~/.cache (servers inherit it).
-os.environ.setdefault("QA_CACHE_DIR", tempfile.mkdtemp(prefix="qa-test-cache-"))
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 

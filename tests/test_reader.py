@@ -32,12 +32,12 @@ def test_batched_scores_equal_single_pair_scores(real_reader):
 
 def test_the_optimised_copy_scores_as_the_model_does_and_a_damaged_copy_is_remade(tmp_path, monkeypatch):
     # A cold `qa ask` opens the graph optimised once and saved; its scores must be the model's own.
-    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     question = "What is the capital of France?"
     texts = ["Paris is the capital of France.", "France is a country in Europe.", "Bananas are rich in potassium."]
     reader.reset()
     first = reader.get_reader().scores(question, texts)  # optimises the graph and saves it
-    [copy] = tmp_path.glob("reader-*.onnx")
+    [copy] = (tmp_path / "grounded-qa").glob("reader-*.onnx")
     reader.reset()
     assert reader.get_reader().scores(question, texts) == first  # from the saved copy
     copy.write_bytes(b"half a file")
@@ -46,7 +46,7 @@ def test_the_optimised_copy_scores_as_the_model_does_and_a_damaged_copy_is_remad
         assert reader.get_reader().scores(question, texts) == first
     finally:
         reader.reset()
-    assert copy.stat().st_size > 1_000_000 and not list(tmp_path.glob(".*.tmp"))
+    assert copy.stat().st_size > 1_000_000 and not list((tmp_path / "grounded-qa").glob(".*.tmp"))
 
 
 def test_damaged_model_file_is_one_line_naming_it(tmp_path, monkeypatch):
