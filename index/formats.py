@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import re
+import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 
 
@@ -311,6 +313,63 @@ def read_html(data: bytes) -> Parsed:
     return parsed
 
 
+# Typesetting ligatures (U+FB00-FB06: "ﬁ", "ﬂ", "ﬀ", ...) as the letters they stand for: "ﬁle" matched
+# neither "file" in BM25 nor in the embedding.
+_LIGATURES = {ch: unicodedata.normalize("NFKC", chr(ch)) for ch in range(0xFB00, 0xFB07)}
+_HYPHEN_BREAK = re.compile(r"\b(\w{1,40})-\n(\w{1,40})\b")  # bounded, at word starts: linear on any text
+_WORD = re.compile(r"\w+")
+_PAGE_NUMBER = re.compile(r"[\W_]*(?:page\s*)?#(?:\s*(?:of|/)\s*#)?[\W_]*", re.I)  # "5", "- 5 -", "Page 5 of 9"
+
+
+def _edge_lines(lines: list[str]) -> tuple[int | None, int | None]:
+    """Indexes of a page's first and last non-blank lines."""
+    filled = [i for i, line in enumerate(lines) if line.strip()]
+    return (filled[0], filled[-1]) if filled else (None, None)
+
+
+def _edge_key(line: str) -> str:
+    return re.sub(r"\d+", "#", " ".join(line.split()))
+
+
+def typeset_text_cleaned(pages: list[str]) -> list[str]:
+    """Page texts as a person reads them: ligatures as letters, and running headers, footers and page numbers left
+    out: a page's first or last line that is a page number, or that
+    (digits aside) opens or closes at least 3 pages and 40% of them ("Schwarz et al. 7", "draft")."""
+    pages = [page.replace("\r\n", "\n").replace("\r", "\n").translate(_LIGATURES) for page in pages]
+    split = [page.split("\n") for page in pages]
+    tops, bottoms = Counter(), Counter()
+    for lines in split:
+        first, last = _edge_lines(lines)
+        if first is not None:
+            tops[_edge_key(lines[first])] += 1
+            bottoms[_edge_key(lines[last])] += 1
+    running = max(3, 0.4 * len(pages))
+
+    def repeated(key: str, counts: Counter) -> bool:
+        return (len(key) <= 40 and bool(_PAGE_NUMBER.fullmatch(key))) or counts[key] >= running
+
+    for lines in split:
+        first, last = _edge_lines(lines)
+        if first is None:
+            continue
+        if repeated(_edge_key(lines[last]), bottoms) and last != first:
+            lines[last] = ""
+        if repeated(_edge_key(lines[first]), tops) and (last != first or not any(lines)):
+            lines[first] = ""
+    return ["\n".join(lines) for lines in split]
+
+
+def hyphens_joined(text: str, words: Counter) -> str:
+    """A word hyphenated across a line break joined when the document uses the joined word elsewhere
+    ("proce-\ndure"); "well-\nknown" keeps its hyphen. On a block's text: joining lines before the paragraphs
+    are found would make lines longer than a wrapped paragraph's, and each would read as a paragraph of its own."""
+    def join(match: re.Match) -> str:
+        whole = match[1] + match[2]
+        return whole if words[whole.lower()] else match[0]
+
+    return _HYPHEN_BREAK.sub(join, text)
+
+
 def read_pdf(data: bytes) -> Parsed:
     """PDF: the text of each page (paragraphs as in plain text), each block tagged with its page.
     A page without a text layer (a scan) is reported, not silently left out."""
@@ -330,12 +389,15 @@ def read_pdf(data: bytes) -> Parsed:
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
         raise Unreadable(f"unreadable PDF ({type(exc).__name__})") from exc
     pieces, notes = [], []
+    pages = typeset_text_cleaned(pages)
     for number, page_text in enumerate(pages, start=1):
         if not page_text.strip():
             notes.append(f"page {number} has no text layer (a scan?); it is not indexed")
             continue
-        sub = read_txt(page_text.replace("\r\n", "\n"))
+        sub = read_txt(page_text)
         pieces += [(b.kind, page_text[b.start:b.end], b.level, number) for b in sub.blocks]
+    words = Counter(w.lower() for page in pages for w in _WORD.findall(page))
+    pieces = [(kind, hyphens_joined(piece, words), level, page) for kind, piece, level, page in pieces]
     if not pieces:
         raise Unreadable("no text in the PDF (scanned pages only?)")
     parsed = _joined(pieces)

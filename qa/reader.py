@@ -105,7 +105,8 @@ def _session(ort, model: Path):
         raise ReaderUnavailable(f"the reader model file {model} cannot be read ({_one_line(exc)})") from None
     if cached.is_file():
         try:
-            return ort.InferenceSession(str(cached), options(levels.ORT_DISABLE_ALL), providers=["CPUExecutionProvider"])
+            return ort.InferenceSession(str(cached), options(levels.ORT_DISABLE_ALL),
+                                        providers=["CPUExecutionProvider"])
         except Exception:  # noqa: BLE001 (a damaged copy: made again from the model below)
             cached.unlink(missing_ok=True)
     partial = None

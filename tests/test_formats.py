@@ -1,6 +1,7 @@
 """Each format from real files made here: canonical text, blocks, heading paths, pages, broken files skipped."""
 
 import io
+import re
 import zipfile
 
 import pytest
@@ -92,6 +93,40 @@ def test_pdf_pages_are_numbered_and_a_scanned_page_is_reported(tmp_path):
     assert chunks[0].headings == "Annual report"
     assert [(n.path, n.reason) for n in notes] == [("report.pdf", "page 2 has no text layer (a scan?); it is not indexed")]
     _exact(doc, chunks)
+
+
+def test_pdf_reads_as_a_person_reads_it_without_running_headers_page_numbers_or_split_words(tmp_path):
+    # Issue 23: every chunk's heading was the page header, page numbers were passages, "proce- dure" stayed split.
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=11)
+    pdf.set_auto_page_break(False)  # the footer stays on its page
+    body = ["The harbour procedure is simple. Boats report to the office before mooring.",
+            "Every boat follows the proce-\ndure for mooring. The office opens at seven.",
+            "A well-\nknown rule: no engines after ten. The harbour master is Ines Carvalho.",
+            "Fees are paid monthly. The office keeps the receipts."]
+    for number, text in enumerate(body, start=1):
+        pdf.add_page()
+        pdf.multi_cell(0, 6, f"Harbour Manual, March 2024 {number}")
+        pdf.ln(8)
+        pdf.multi_cell(0, 6, text)
+        pdf.set_y(-20)
+        pdf.multi_cell(0, 6, f"- {number} -")
+    (tmp_path / "manual.pdf").write_bytes(bytes(pdf.output()))
+    docs, _ = load_corpus(tmp_path)
+    doc, chunks = _chunks(docs, "manual.pdf")
+    assert "Harbour Manual" not in doc.text and not re.search(r"(?m)^\W*\d\W*$", doc.text), doc.text
+    assert "follows the procedure for mooring" in doc.text and "well-\nknown" in doc.text
+    assert [c.page for c in chunks if "Ines Carvalho" in c.text] == [3]
+    assert all(c.headings == "" for c in chunks)
+    _exact(doc, chunks)
+
+
+def test_typeset_ligatures_read_as_letters():
+    from index.formats import typeset_text_cleaned
+
+    assert typeset_text_cleaned(["The \ufb01le \ufb02ag is o\ufb00 by \ufb03x"]) == ["The file flag is off by ffix"]
 
 
 def test_docx_paragraphs_headings_and_tables(tmp_path):
