@@ -316,56 +316,85 @@ def read_html(data: bytes) -> Parsed:
 # Typesetting ligatures (U+FB00-FB06: "ﬁ", "ﬂ", "ﬀ", ...) as the letters they stand for: "ﬁle" matched
 # neither "file" in BM25 nor in the embedding.
 _LIGATURES = {ch: unicodedata.normalize("NFKC", chr(ch)) for ch in range(0xFB00, 0xFB07)}
-_HYPHEN_BREAK = re.compile(r"\b(\w{1,40})-\n(\w{1,40})\b")  # bounded, at word starts: linear on any text
+# Letters only on both sides: "from 8-\n12" is a range, not the number 812.
+_HYPHEN_BREAK = re.compile(r"\b([^\W\d_]{1,40})-\n([^\W\d_]{1,40})\b")  # bounded, at word starts: linear
 _WORD = re.compile(r"\w+")
-_PAGE_NUMBER = re.compile(r"[\W_]*(?:page\s*)?#(?:\s*(?:of|/)\s*#)?[\W_]*", re.I)  # "5", "- 5 -", "Page 5 of 9"
+_HYPHENATED = re.compile(r"\b[^\W\d_]{1,40}-[^\W\d_]{1,40}\b")
+_BARE_PAGE_NUMBER = re.compile(r"[-\u2013\u2014 ]{0,3}(?:page )?(\d{1,4})(?: ?(?:of|/) ?\d{1,4})?[-\u2013\u2014 ]{0,3}",
+                               re.I)  # "5", "- 5 -", "Page 5 of 9", "5/9"
+_EDGE_NUMBER = re.compile(r"^(\d{1,4}) (?=\S)|(?<=\S) (\d{1,4})$")  # "7 Schwarz et al.", "Schwarz et al. 7"
+EDGE_LINES = 2  # a page number above a running header: both go
 
 
-def _edge_lines(lines: list[str]) -> tuple[int | None, int | None]:
-    """Indexes of a page's first and last non-blank lines."""
+def _page_number(line: str, pages: int) -> int | None:
+    """The number a page-number-like line names when it could be a page number of this document, else None."""
+    found = _BARE_PAGE_NUMBER.fullmatch(line) or _EDGE_NUMBER.search(line)
+    if not found:
+        return None
+    number = int(next(g for g in found.groups() if g))
+    return number if 0 < number <= pages + 30 else None  # front matter shifts numbering; "Invoice 1002" is no page
+
+
+def _edge_key(line: str, pages: int) -> str:
+    """A line as a running header or footer is compared: spaces folded and a page number at its start or end
+    taken out ("Schwarz et al. 7" is "Schwarz et al. #"); every other digit counts, so "Fee 350 EUR" and "Fee
+    400 EUR" are different lines."""
+    line = " ".join(line.split())
+    if _BARE_PAGE_NUMBER.fullmatch(line) and _page_number(line, pages):
+        return "#"
+    found = _EDGE_NUMBER.search(line)
+    if found and _page_number(line, pages):
+        return line[:found.start()] + (" #" if found.group(2) else "# ") + line[found.end():]
+    return line
+
+
+def _edges(lines: list[str]) -> tuple[list[int], list[int]]:
+    """Indexes of a page's first and last EDGE_LINES non-blank lines, from the edge inwards."""
     filled = [i for i, line in enumerate(lines) if line.strip()]
-    return (filled[0], filled[-1]) if filled else (None, None)
-
-
-def _edge_key(line: str) -> str:
-    return re.sub(r"\d+", "#", " ".join(line.split()))
+    return filled[:EDGE_LINES], filled[::-1][:EDGE_LINES]
 
 
 def typeset_text_cleaned(pages: list[str]) -> list[str]:
-    """Page texts as a person reads them: ligatures as letters, and running headers, footers and page numbers left
-    out: a page's first or last line that is a page number, or that
-    (digits aside) opens or closes at least 3 pages and 40% of them ("Schwarz et al. 7", "draft")."""
+    """Page texts as a person reads them: ligatures as letters, and running headers, footers and page numbers
+    left out. A page's first or last lines go when they are a page number (the same kind of line at the same
+    edge of half the pages or more) or a running line (the same line, page number aside, at the same edge of
+    at least 3 pages and 40% of them: "Schwarz et al. 7", "draft"); a document of one page keeps every line.
+    Kept at its first appearance, a running header became the heading of every chunk after it; a title equal
+    to the running header goes with it, and a table's column headers only where they open a page."""
     pages = [page.replace("\r\n", "\n").replace("\r", "\n").translate(_LIGATURES) for page in pages]
+    if len(pages) < 2:
+        return pages
     split = [page.split("\n") for page in pages]
-    tops, bottoms = Counter(), Counter()
+    counts: Counter = Counter()  # (edge, key) -> pages
     for lines in split:
-        first, last = _edge_lines(lines)
-        if first is not None:
-            tops[_edge_key(lines[first])] += 1
-            bottoms[_edge_key(lines[last])] += 1
+        for edge, indexes in zip(("top", "bottom"), _edges(lines)):
+            for key in {_edge_key(lines[i], len(pages)) for i in indexes}:
+                counts[edge, key] += 1
     running = max(3, 0.4 * len(pages))
-
-    def repeated(key: str, counts: Counter) -> bool:
-        return (len(key) <= 40 and bool(_PAGE_NUMBER.fullmatch(key))) or counts[key] >= running
-
+    numbered = max(2, 0.5 * len(pages))
     for lines in split:
-        first, last = _edge_lines(lines)
-        if first is None:
-            continue
-        if repeated(_edge_key(lines[last]), bottoms) and last != first:
-            lines[last] = ""
-        if repeated(_edge_key(lines[first]), tops) and (last != first or not any(lines)):
-            lines[first] = ""
+        for edge, indexes in zip(("top", "bottom"), _edges(lines)):
+            for i in indexes:  # from the edge inwards: stop at the first line that is content
+                key = _edge_key(lines[i], len(pages))
+                if key == "#" and counts[edge, key] >= numbered:
+                    lines[i] = ""
+                elif key != "#" and counts[edge, key] >= running:
+                    lines[i] = ""
+                else:
+                    break
     return ["\n".join(lines) for lines in split]
 
 
-def hyphens_joined(text: str, words: Counter) -> str:
-    """A word hyphenated across a line break joined when the document uses the joined word elsewhere
-    ("proce-\ndure"); "well-\nknown" keeps its hyphen. On a block's text: joining lines before the paragraphs
-    are found would make lines longer than a wrapped paragraph's, and each would read as a paragraph of its own."""
+def hyphens_joined(text: str, words: Counter, hyphenated: set[str]) -> str:
+    """A word hyphenated across a line break joined when the document uses the joined word elsewhere and not
+    the hyphenated one ("proce-\ndure"; "well-\nknown" and "re-\nsort" keep their hyphens). On a block's text:
+    joining lines before the paragraphs are found would make lines longer than a wrapped paragraph's, and each
+    would read as a paragraph of its own."""
     def join(match: re.Match) -> str:
         whole = match[1] + match[2]
-        return whole if words[whole.lower()] else match[0]
+        if words[whole.lower()] and f"{match[1]}-{match[2]}".lower() not in hyphenated:
+            return whole
+        return match[0]
 
     return _HYPHEN_BREAK.sub(join, text)
 
@@ -389,15 +418,16 @@ def read_pdf(data: bytes) -> Parsed:
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
         raise Unreadable(f"unreadable PDF ({type(exc).__name__})") from exc
     pieces, notes = [], []
-    pages = typeset_text_cleaned(pages)
-    for number, page_text in enumerate(pages, start=1):
-        if not page_text.strip():
+    for number, (raw, page_text) in enumerate(zip(pages, typeset_text_cleaned(pages)), start=1):
+        if not raw.strip():
             notes.append(f"page {number} has no text layer (a scan?); it is not indexed")
             continue
         sub = read_txt(page_text)
         pieces += [(b.kind, page_text[b.start:b.end], b.level, number) for b in sub.blocks]
-    words = Counter(w.lower() for page in pages for w in _WORD.findall(page))
-    pieces = [(kind, hyphens_joined(piece, words), level, page) for kind, piece, level, page in pieces]
+    texts = [piece for _, piece, _, _ in pieces]
+    words = Counter(w.lower() for text in texts for w in _WORD.findall(text))
+    hyphenated = {w.lower() for text in texts for w in _HYPHENATED.findall(text)}
+    pieces = [(kind, hyphens_joined(piece, words, hyphenated), level, page) for kind, piece, level, page in pieces]
     if not pieces:
         raise Unreadable("no text in the PDF (scanned pages only?)")
     parsed = _joined(pieces)

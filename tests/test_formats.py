@@ -123,6 +123,29 @@ def test_pdf_reads_as_a_person_reads_it_without_running_headers_page_numbers_or_
     _exact(doc, chunks)
 
 
+def test_pdf_clean_up_never_drops_facts_that_look_like_page_furniture():
+    # Hostile round on the clean-up: an invoice's total, a fee per page, a number range and a one-page document
+    # were all lost or rewritten ("$4,500.00" read as a page number, "Fee 350 EUR" and "Fee 400 EUR" as one
+    # running footer, "8-\n12" joined into 812).
+    from collections import Counter
+
+    from index.formats import hyphens_joined, typeset_text_cleaned
+
+    invoice = ["Invoice\nBerth rental for March.\nTotal amount due:\n$4,500.00"]
+    assert typeset_text_cleaned(invoice) == invoice
+    assert typeset_text_cleaned(["2023\n2024"]) == ["2023\n2024"]
+    fees = [f"Invoice {1000 + n}\nOwner number {n}.\nYour fee for 2024 is {300 + 50 * n} EUR." for n in range(1, 6)]
+    assert typeset_text_cleaned(fees) == fees
+    table = [f"{'Fees in 2024' if n == 1 else ''}\nBerth | Length | Fee\nPier {n} | 12 m | {100 + n} EUR\n{n}"
+             for n in range(1, 6)]  # a table over 5 pages, its column headers repeated at the top of each
+    cleaned = typeset_text_cleaned(table)
+    assert "Berth | Length | Fee" in cleaned[0] and all(f"Pier {n} |" in cleaned[n - 1] for n in range(1, 6))
+    assert not any(page.rstrip().endswith(str(n)) for n, page in enumerate(cleaned, start=1))  # page numbers
+    words = Counter(["812", "34", "resort", "procedure"])
+    assert hyphens_joined("from 8-\n12 and pages 3-\n4", words, set()) == "from 8-\n12 and pages 3-\n4"
+    assert hyphens_joined("re-\nsort the proce-\ndure", words, {"re-sort"}) == "re-\nsort the procedure"
+
+
 def test_typeset_ligatures_read_as_letters():
     from index.formats import typeset_text_cleaned
 
