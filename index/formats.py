@@ -326,26 +326,19 @@ _EDGE_NUMBER = re.compile(r"^(\d{1,4}) (?=\S)|(?<=\S) (\d{1,4})$")  # "7 Schwarz
 EDGE_LINES = 2  # a page number above a running header: both go
 
 
-def _page_number(line: str, pages: int) -> int | None:
-    """The number a page-number-like line names when it could be a page number of this document, else None."""
-    found = _BARE_PAGE_NUMBER.fullmatch(line) or _EDGE_NUMBER.search(line)
-    if not found:
-        return None
-    number = int(next(g for g in found.groups() if g))
-    return number if 0 < number <= pages + 30 else None  # front matter shifts numbering; "Invoice 1002" is no page
-
-
 def _edge_key(line: str, pages: int) -> str:
-    """A line as a running header or footer is compared: spaces folded and a page number at its start or end
-    taken out ("Schwarz et al. 7" is "Schwarz et al. #"); every other digit counts, so "Fee 350 EUR" and "Fee
-    400 EUR" are different lines."""
+    """A line as a running header or footer is compared: spaces folded and a page number taken out, "#" for a
+    bare one ("- 7 -") and at its start or end ("Schwarz et al. 7" is "Schwarz et al. #"); every other digit
+    counts, so "Fee 350 EUR" and "Fee 400 EUR" are different lines. A page number is at most the page count +
+    30 (front matter shifts numbering; "Invoice 1002" is no page)."""
     line = " ".join(line.split())
-    if _BARE_PAGE_NUMBER.fullmatch(line) and _page_number(line, pages):
+    bare = _BARE_PAGE_NUMBER.fullmatch(line)
+    found = bare or _EDGE_NUMBER.search(line)
+    if not found or not 0 < int(next(g for g in found.groups() if g)) <= pages + 30:
+        return line
+    if bare:
         return "#"
-    found = _EDGE_NUMBER.search(line)
-    if found and _page_number(line, pages):
-        return line[:found.start()] + (" #" if found.group(2) else "# ") + line[found.end():]
-    return line
+    return line[:found.start()] + (" #" if found.group(2) else "# ") + line[found.end():]
 
 
 def _edges(lines: list[str]) -> tuple[list[int], list[int]]:
@@ -365,17 +358,15 @@ def typeset_text_cleaned(pages: list[str]) -> list[str]:
     if len(pages) < 2:
         return pages
     split = [page.split("\n") for page in pages]
-    counts: Counter = Counter()  # (edge, key) -> pages
-    for lines in split:
-        for edge, indexes in zip(("top", "bottom"), _edges(lines)):
-            for key in {_edge_key(lines[i], len(pages)) for i in indexes}:
-                counts[edge, key] += 1
+    # per page, per edge: (line index, key) from the edge inwards
+    edge_keys = [[(edge, [(i, _edge_key(lines[i], len(pages))) for i in indexes])
+                  for edge, indexes in zip(("top", "bottom"), _edges(lines))] for lines in split]
+    counts = Counter((edge, key) for page in edge_keys for edge, keyed in page for key in {k for _, k in keyed})
     running = max(3, 0.4 * len(pages))
     numbered = max(2, 0.5 * len(pages))
-    for lines in split:
-        for edge, indexes in zip(("top", "bottom"), _edges(lines)):
-            for i in indexes:  # from the edge inwards: stop at the first line that is content
-                key = _edge_key(lines[i], len(pages))
+    for lines, page in zip(split, edge_keys):
+        for edge, keyed in page:
+            for i, key in keyed:  # from the edge inwards: stop at the first line that is content
                 if key == "#" and counts[edge, key] >= numbered:
                     lines[i] = ""
                 elif key != "#" and counts[edge, key] >= running:
