@@ -27,6 +27,12 @@ class Settings:
         return replace(self, **changes)
 
 
+def cache_dir() -> Path:
+    """Where what is made once from the installed models is kept (the embedding model's ONNX export, the reader's
+    optimised graph, a joined GGUF file): $XDG_CACHE_HOME/grounded-qa, ~/.cache/grounded-qa by default."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "grounded-qa"
+
+
 def load_settings(**overrides) -> Settings:
     """Build Settings from explicit overrides, then QA_* / CHROMA_* variables, then defaults."""
     env = os.environ

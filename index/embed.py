@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import cache_dir
 from .errors import QAError
 
 
@@ -51,15 +52,11 @@ def load_batch_encoder(path: Path):
     return SentenceTransformer(str(path), device="cpu", local_files_only=True)
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "grounded-qa"
-
-
 def onnx_export_path(path: Path) -> Path:
     """Where the ONNX export of this model folder lives (keyed by its weights, so a new model exports anew)."""
     weights = path / "model.safetensors"
     stamp = f"{path.resolve()}:{weights.stat().st_size if weights.exists() else 0}"
-    return _cache_dir() / hashlib.sha256(stamp.encode()).hexdigest()[:16] / "model.onnx"
+    return cache_dir() / hashlib.sha256(stamp.encode()).hexdigest()[:16] / "model.onnx"
 
 
 def export_onnx(path: Path, target: Path) -> None:

