@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .chunk import Chunk, chunk_document, split_sentences
+from .chunk import Chunk, chunk_document, sentence_units
 from .config import Settings
 from .embed import embed_chunks, model_path, token_counts
 from .errors import IndexBusyError, NotFoundError, QAError, UsageError
@@ -32,9 +32,10 @@ from .store import (VectorCopyDamaged, check_index_dir, current_meta, drop_colle
                     unpack_postings, write_vector_copy)
 
 
-def chunk_terms(text: str, headings: str):
-    """BM25 terms of a chunk: its words and those of the headings above it (a definition is found by its term)."""
-    return term_counts(f"{headings}\n{text}" if headings else text)
+def chunk_terms(text: str, headings: str, columns: str = ""):
+    """BM25 terms of a chunk: its words and those of the headings above it (a definition is found by its term),
+    and of a table's column headers ("default" finds the row under a "Default" column)."""
+    return term_counts("\n".join(part for part in (headings, columns, text) if part))
 
 
 CHROMA_BATCH = 4000  # below Chroma's max batch size
@@ -135,7 +136,7 @@ def embed_resumably(model: Path, chunks: list[Chunk], cache: EmbeddingCache, pro
     texts, each committed to the cache when done: enough batches to keep every core busy, few enough
     seconds (and texts) for a progress display to move. on_vectors(texts, matrices) hears of each group
     (and of the cached texts) as soon as it is done."""
-    spans = {c.text: split_sentences(c.text) for c in chunks}
+    spans = {c.text: sentence_units(c.text) for c in chunks}
     found = cache.get_many(list(spans))
     if found:
         on_vectors(list(found), list(found.values()))
@@ -515,19 +516,19 @@ def _build_locked(settings: Settings, corpus: Path, rebuild: bool, progress, all
         for i in range(0, len(stale_ids), 900):
             part = stale_ids[i:i + 900]
             marks = ",".join("?" * len(part))
-            for row, text, headings in conn.execute(
-                    f"SELECT row, text, headings FROM chunks WHERE chunk_id IN ({marks})", part):
-                for term in chunk_terms(text, headings):
+            for row, text, headings, columns in conn.execute(
+                    f"SELECT row, text, headings, columns FROM chunks WHERE chunk_id IN ({marks})", part):
+                for term in chunk_terms(text, headings, columns):
                     removed_rows[term].add(row)
             conn.execute(f"DELETE FROM chunks WHERE chunk_id IN ({marks})", part)
         for chunk, sentence_blob in zip(new_chunks, sentence_blobs):
-            counts = chunk_terms(chunk.text, chunk.headings)
+            counts = chunk_terms(chunk.text, chunk.headings, chunk.columns)
             length = sum(counts.values())
             cur = conn.execute(
                 'INSERT INTO chunks (chunk_id, source, start, "end", text, text_hash, n_terms, sentence_vectors, '
-                "headings, page) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "headings, page, columns) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (chunk.chunk_id, chunk.source, chunk.start, chunk.end, chunk.text, text_hash(chunk.text), length,
-                 sentence_blob, chunk.headings, chunk.page))
+                 sentence_blob, chunk.headings, chunk.page, chunk.columns))
             for term, tf in counts.items():
                 added_rows[term].append((cur.lastrowid, tf, length))
         update_postings(conn, removed_rows, added_rows)

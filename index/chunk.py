@@ -6,7 +6,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from .formats import heading_label, read_txt, trim_span
+from .formats import heading_label, read_txt, table_cells, trim_span
 from .load import Document
 
 MAX_CHUNK_CHARS = 500
@@ -27,6 +27,7 @@ class Chunk:
     text: str  # == canonical_text(source)[start:end]
     headings: str = ""  # the heading path it sits under: "2. Definitions > 2.3 Contributor"
     page: int | None = None  # PDF page
+    columns: str = ""  # a table chunk's column headers ("Option | Default | Meaning"), which its rows may not repeat
 
 
 def make_chunk_id(source: str, doc_hash: str, start: int, end: int) -> str:
@@ -56,6 +57,56 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
     if span:
         spans.append(span)
     return spans
+
+
+_TABLE_RULE = re.compile(r"[\s|:+-]*-[\s|:+-]*")  # "|---|:--:|", a Markdown table's line under its header
+
+
+def _lines(text: str) -> list[tuple[int, int]]:
+    """Spans of the non-blank lines."""
+    lines, pos = [], 0
+    for line in text.split("\n"):
+        if line.strip():
+            lines.append((pos, pos + len(line)))
+        pos += len(line) + 1
+    return lines
+
+
+def is_table_text(text: str) -> bool:
+    """Lines of a table: two or more lines, each with a "|"."""
+    lines = _lines(text)
+    return len(lines) >= 2 and all("|" in text[s:e] for s, e in lines)
+
+
+def sentence_units(text: str) -> list[tuple[int, int]]:
+    """What the answerer reads and cites one at a time in a chunk's text: its sentences, or, for lines of a table
+    (is_table_text), its rows, without the outer pipes, the header or the rule under it."""
+    if not is_table_text(text):
+        return split_sentences(text)
+    lines = _lines(text)
+    rules = [bool(_TABLE_RULE.fullmatch(text[s:e])) for s, e in lines]
+    rows = []
+    for i, (s, e) in enumerate(lines):
+        if rules[i] or (i + 1 < len(lines) and rules[i + 1]):
+            continue
+        s, e = trim_span(text, s, e) or (s, s)
+        s += text.startswith("|", s)
+        e -= e > s and text[e - 1] == "|" and text[e - 2] != "\\"
+        span = trim_span(text, s, e)
+        if span and any(ch.isalnum() for ch in text[span[0]:span[1]]):
+            rows.append(span)
+    return rows or split_sentences(text)
+
+
+def table_row_text(row: str, columns: str) -> str:
+    """A table row as it reads on its own: each cell with its column's name ("Height: 38 metres; Built: 1874"),
+    or the column names above the row where the cells do not line up with them."""
+    if not columns:
+        return row
+    names, cells = table_cells(columns), table_cells(row)
+    if len(names) != len(cells):
+        return f"{columns}\n{row}"
+    return "; ".join(f"{n}: {c}" if n and n != c else c for n, c in zip(names, cells))
 
 
 def _split_long(text: str, start: int, end: int, limit: int) -> list[tuple[int, int]]:
@@ -118,7 +169,7 @@ def chunk_document(doc: Document, max_chars: int = MAX_CHUNK_CHARS) -> list[Chun
         path = heading_path(stack)
         for s, e in pieces:
             chunks.append(Chunk(make_chunk_id(doc.source, doc.doc_hash, s, e), doc.source, s, e, text[s:e],
-                                path, block.page))
+                                path, block.page, block.columns if block.kind == "table" else ""))
     return chunks
 
 

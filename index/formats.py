@@ -23,6 +23,7 @@ class Block:
     kind: str  # "heading", "text", "code" or "table"
     level: int = 0  # heading depth, 1 = top
     page: int | None = None  # PDF page, 1-based
+    columns: str = ""  # a table's column headers, "Option | Default | Meaning", for its rows (see index.chunk)
 
 
 class Unreadable(Exception):
@@ -179,7 +180,8 @@ def read_md(text: str) -> Parsed:
             depth += 1
             span = span_of(tok.map) if tok.map else None
             if span:
-                blocks.append(Block(*span, "table"))
+                header = text[span[0]:span[1]].split("\n", 1)[0]  # a Markdown table's first line names its columns
+                blocks.append(Block(*span, "table", columns=column_names(table_cells(header))))
         elif tok.type == "table_close":
             depth -= 1
         elif depth or not tok.map:
@@ -206,6 +208,24 @@ def read_md(text: str) -> Parsed:
     return Parsed(text, blocks, [])
 
 
+MAX_COLUMNS_CHARS = 200  # every chunk of a table stores its column names: a huge header row must not multiply
+
+
+def column_names(cells: list[str]) -> str:
+    """A header row's cells as a table's stored column names, "Option | Default | Meaning"; "" past
+    MAX_COLUMNS_CHARS (such a row is data, not names)."""
+    names = " | ".join(cells)
+    return names if len(names) <= MAX_COLUMNS_CHARS else ""
+
+
+def table_cells(row: str) -> list[str]:
+    """The cells of a table row as written in the canonical text: "| Height | 38 metres |" or "Height | 38 metres"."""
+    row = row.strip()
+    row = row[1:] if row.startswith("|") else row
+    row = row[:-1] if row.endswith("|") and not row.endswith("\\|") else row
+    return [cell.strip() for cell in re.split(r"(?<!\\)\|", row)]
+
+
 def heading_label(text: str, block: Block) -> str:
     """The words of a heading, without Markdown's # marks, underlines or surrounding space."""
     words = text[block.start:block.end].splitlines()[0] if block.kind == "heading" else ""
@@ -214,10 +234,10 @@ def heading_label(text: str, block: Block) -> str:
 
 # -- extracted formats: blocks joined by blank lines ---------------------------------------------------
 
-def _joined(pieces: list[tuple[str, str, int, int | None]]) -> Parsed:
-    """Canonical text from (kind, text, level, page) pieces, one blank line between blocks."""
+def _joined(pieces: list[tuple]) -> Parsed:
+    """Canonical text from (kind, text, level, page[, columns]) pieces, one blank line between blocks."""
     parts, blocks, pos = [], [], 0
-    for kind, piece, level, page in pieces:
+    for kind, piece, level, page, *columns in pieces:
         piece = piece.strip()
         if not piece:
             continue
@@ -225,7 +245,7 @@ def _joined(pieces: list[tuple[str, str, int, int | None]]) -> Parsed:
             parts.append("\n\n")
             pos += 2
         parts.append(piece)
-        blocks.append(Block(pos, pos + len(piece), kind, level, page))
+        blocks.append(Block(pos, pos + len(piece), kind, level, page, *columns))
         pos += len(piece)
     return Parsed("".join(parts), blocks, [])
 
@@ -258,6 +278,24 @@ def nesting_depth(html: str) -> int:
     return deepest
 
 
+def _html_columns(row, headers: dict[int, tuple[str, int | None]]) -> str:
+    """The column headers of the table a row belongs to: its first row when that row is all <th> cells ("" for
+    that row itself, and for a table without one). headers caches (columns, first row's id) by table."""
+    table = row.parent
+    while table is not None and table.tag != "table":
+        table = table.parent
+    if table is None:
+        return ""
+    if table.mem_id not in headers:
+        first = table.css_first("tr")
+        cells = [c for c in first.iter() if c.tag in ("td", "th")] if first is not None else []
+        names = [re.sub(r"\s+", " ", c.text(deep=True)).strip() for c in cells]
+        all_th = bool(cells) and all(c.tag == "th" for c in cells) and any(names)
+        headers[table.mem_id] = (column_names(names) if all_th else "", first.mem_id if first is not None else None)
+    columns, first_row = headers[table.mem_id]
+    return "" if row.mem_id == first_row else columns
+
+
 def read_html(data: bytes) -> Parsed:
     """HTML: the main content's headings, paragraphs, list items, code and table rows, as text.
     Scripts, styles, navigation, headers, footers and sidebars are left out."""
@@ -281,7 +319,8 @@ def read_html(data: bytes) -> Parsed:
         raise Unreadable("HTML without a body")
     for node in root.css("br"):  # a line break, not nothing: "tall.<br>Line" ran two sentences into one
         node.replace_with("\n")
-    pieces: list[list] = []  # [kind, text, level, row id, cell id]
+    pieces: list[list] = []  # [kind, text, level, row id, cell id, columns]
+    headers: dict[int, tuple[str, int | None]] = {}  # see _html_columns
     for node in root.traverse(include_text=True):
         if node.tag != "-text":
             continue
@@ -306,8 +345,10 @@ def read_html(data: bytes) -> Parsed:
             pieces[-1][1] += (" | " if new_cell and pieces[-1][1].strip() else "") + piece
             pieces[-1][4] = block.mem_id if piece.strip() else pieces[-1][4]
         elif piece.strip():
-            pieces.append([kind, piece, level, row.mem_id, block.mem_id])
-    parsed = _joined([(k, re.sub(r" {2,}", " ", t) if k != "code" else t, lvl, None) for k, t, lvl, *_ in pieces])
+            columns = _html_columns(row, headers) if kind == "table" else ""
+            pieces.append([kind, piece, level, row.mem_id, block.mem_id, columns])
+    parsed = _joined([(k, re.sub(r" {2,}", " ", t) if k != "code" else t, lvl, None, columns)
+                      for k, t, lvl, _, _, columns in pieces])
     if not parsed.blocks:
         raise Unreadable("no text in the HTML")
     return parsed
@@ -465,9 +506,11 @@ def read_docx(data: bytes) -> Parsed:
     pieces = []
     for item in items:
         if isinstance(item, Table):
-            for row in item.rows:
-                cells = [c.text.strip() for c in row.cells]
-                pieces.append(("table", " | ".join(dict.fromkeys(c for c in cells if c)), 0, None))
+            columns = ""  # the first row names the columns of the rows below it
+            for n, row in enumerate(item.rows):
+                cells = " | ".join(dict.fromkeys(c.text.strip() for c in row.cells if c.text.strip()))
+                pieces.append(("table", cells, 0, None, columns))
+                columns = column_names([cells]) if n == 0 else columns
             continue
         style = (item.style.name if item.style is not None else "") or ""
         match = re.match(r"Heading (\d)", style)

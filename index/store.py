@@ -24,7 +24,7 @@ from .config import Settings
 from .errors import IndexDamagedError, IndexMissingError, QAError
 
 SIDE_STORE = "index.sqlite"
-SCHEMA_VERSION = "5"  # bump when the tables or the stemmer change; older indexes are rebuilt
+SCHEMA_VERSION = "6"  # bump when the tables or the stemmer change; older indexes are rebuilt
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (source TEXT PRIMARY KEY, doc_hash TEXT NOT NULL, text TEXT NOT NULL);
@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL, text_hash TEXT NOT NULL,
     n_terms INTEGER NOT NULL, copies INTEGER NOT NULL DEFAULT 1,
     headings TEXT NOT NULL DEFAULT '', page INTEGER,  -- heading path above the chunk; PDF page
+    columns TEXT NOT NULL DEFAULT '',  -- a table chunk's column headers
     sentence_vectors BLOB NOT NULL);  -- float16, one row per sentence of the chunk (for the answerer)
 CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source);
 CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(text_hash);

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.chunk import line_number, split_sentences
+from index.chunk import is_table_text, line_number, sentence_units, split_sentences, table_row_text
 from index.lexical import terms
 
 from .question import SOFT_KINDS, QuestionSpec, kinds_in, soft_kinds, typed_values
@@ -116,8 +116,8 @@ def candidates(spec: QuestionSpec, passages: list[Passage], weights: dict[str, f
     asked = soft_kinds(spec.text)
     question_terms = {t for group in weights for t in group}
     for rank, passage in enumerate(passages):
-        context = set(terms(passage.text))
-        spans = split_sentences(passage.text)
+        context = set(terms(f"{passage.columns}\n{passage.text}"))
+        spans = sentence_units(passage.text)
         vectors = sentence_vectors.get(passage.chunk_id)
         if question_vector is not None and vectors is not None and len(vectors) == len(spans):
             dense_by_sentence = [float(v) for v in vectors @ question_vector]
@@ -260,7 +260,10 @@ def next_sentence_end(document: str, end: int) -> int | None:
 
 def reader_input(c: Candidate, text: str) -> str:
     """What the reader reads of a sentence: its heading path, then the sentence. On dev (first wording, the
-    reader's top sentence) this was right 0.63 of the time, the sentence alone 0.57, with its neighbours 0.50."""
+    reader's top sentence) this was right 0.63 of the time, the sentence alone 0.57, with its neighbours 0.50.
+    A table row is read with its column names ("Height: 38 metres"), which the row itself does not repeat."""
+    if c.passage.columns and "\n" not in text:
+        text = table_row_text(text, c.passage.columns)
     return f"{c.passage.headings}\n{text}" if c.passage.headings else text
 
 
@@ -292,7 +295,10 @@ def read_pairs(reader, spec: QuestionSpec, best: list[Candidate], document_text)
     """The reader's logit for each of these sentences read with the next one, and where that pair ends, by
     (source, start, end); none without document_text."""
     ends = {}
+    # A table row is read alone: the "sentence" after it is the rest of the table.
     for c in best if document_text is not None else ():
+        if c.passage.columns or is_table_text(c.passage.text):
+            continue
         end = next_sentence_end(document_text(c.passage.source), c.end)
         if end is not None:
             ends[(c.passage.source, c.start, c.end)] = end

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.chunk import line_number, split_sentences
+from index.chunk import line_number, sentence_units, split_sentences
 
 from .support import (
     content_stems,
@@ -131,11 +131,11 @@ def find_support(sentence: str, cited: list[Passage], embed: Callable[[str], np.
                  shortlist: int = 3) -> Support:
     """The document sentence, in the cited passages, that best supports `sentence`, and whether it does."""
     wanted = content_stems(sentence)
-    context = " ".join(f"{p.headings}\n{p.text}" for p in cited)
+    context = " ".join(f"{p.headings}\n{p.columns}\n{p.text}" for p in cited)
     context_stems = content_stems(context)
     rows = []
     for passage in cited:
-        for s, e in split_sentences(passage.text):
+        for s, e in sentence_units(passage.text):
             span = passage.text[s:e]
             if addresses_the_model(span):
                 continue

@@ -134,11 +134,11 @@ class CorpusIndex:
     def passages(self, chunk_ids: list[str]) -> dict[str, Passage]:
         marks = ",".join("?" * len(chunk_ids))
         with self._lock:
-            rows = self._query(f'SELECT chunk_id, source, start, "end", text, headings, page FROM chunks '
+            rows = self._query(f'SELECT chunk_id, source, start, "end", text, headings, page, columns FROM chunks '
                                f"WHERE chunk_id IN ({marks})", chunk_ids)
         return {cid: Passage(cid, src, s, e, text, line_number(self.document_text(src), s), 0.0,
-                             headings=headings, page=page)
-                for cid, src, s, e, text, headings, page in rows}
+                             headings=headings, page=page, columns=columns)
+                for cid, src, s, e, text, headings, page, columns in rows}
 
     # -- search ----------------------------------------------------------------------------
     def embed(self, text: str) -> np.ndarray:

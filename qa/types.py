@@ -20,6 +20,7 @@ class Passage:
     lexical: float | None = None  # BM25 score
     headings: str = ""  # heading path above the chunk
     page: int | None = None  # PDF page
+    columns: str = ""  # a table chunk's column headers
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -241,3 +241,31 @@ def test_soft_kinds_read_the_many_ways_a_question_asks_for_a_value():
     held = {k for k, v in zip(SOFT_KINDS, kinds_in("Since 2.1.16, kernels are removed after 12 months "
                                                     "because disks fill up.", "which version")) if v}
     assert {"number", "duration", "version", "reason"} <= held
+
+
+def test_a_question_about_one_table_cell_is_answered_from_its_row(tmp_path):
+    """Issue 23: "How tall is the lighthouse?" from the row "Height | 38 metres" of a Markdown table, and an
+    option's default from an HTML table whose header row names the columns; the citation is the row alone."""
+    from .test_formats import TABLE_MD
+
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "light.md").write_text(TABLE_MD, encoding="utf-8")
+    (corpus / "opts.html").write_text(
+        "<html><body><main><h1>fetchd configuration</h1><p>fetchd reads its options from fetchd.conf.</p><table>"
+        "<tr><th>Option</th><th>Default</th><th>Meaning</th></tr>"
+        "<tr><td>timeout</td><td>30 s</td><td>seconds to wait for a reply before giving up</td></tr>"
+        "<tr><td>retries</td><td>5</td><td>how many times a failed request is sent again</td></tr>"
+        "<tr><td>workers</td><td>4</td><td>parallel downloads</td></tr></table></main></body></html>",
+        encoding="utf-8")
+    settings = load_settings(corpus=corpus, index_dir=tmp_path / "index")
+    build_index(settings)
+    qa = QA(settings, build_if_missing=False)
+    for question, row in [("How tall is the lighthouse?", "Height | 38 metres"),
+                          ("What is the default timeout of fetchd?", "timeout | 30 s | seconds to wait for a reply"
+                                                                     " before giving up"),
+                          ("How many parallel downloads does fetchd run by default?", "workers | 4 | parallel downloads")]:
+        answer = qa.ask(question)
+        assert [c.text for c in answer.citations] == [row], question
+        for c in answer.citations:
+            assert qa.index.document_text(c.source)[c.start:c.end] == c.text

@@ -170,6 +170,52 @@ def test_docx_paragraphs_headings_and_tables(tmp_path):
     assert [(c.text, c.headings) for c in chunks] == [
         ("Staff receive 25 days of paid leave each year.", "Leave policy > Annual leave"),
         ("Grade | Days", "Leave policy > Annual leave"), ("Senior | 30", "Leave policy > Annual leave")]
+    assert [c.columns for c in chunks] == ["", "", "Grade | Days"]  # a row below the first knows its columns
+    _exact(doc, chunks)
+
+
+TABLE_MD = """# Cape Morrow lighthouse
+
+The lighthouse stands on the northern headland of the bay.
+
+## Facts
+
+| Property | Value |
+|---|:--:|
+| Height | 38 metres |
+| First lit | 1874 |
+| Range | 22 nautical miles |
+"""
+
+
+def test_markdown_table_rows_are_units_with_their_column_names(tmp_path):
+    from index.chunk import sentence_units, table_row_text
+
+    (tmp_path / "light.md").write_text(TABLE_MD, encoding="utf-8")
+    docs, _ = load_corpus(tmp_path)
+    doc, chunks = _chunks(docs, "light.md")
+    table = next(c for c in chunks if "Height" in c.text)
+    assert table.columns == "Property | Value" and table.headings == "Cape Morrow lighthouse > Facts"
+    rows = [table.text[s:e] for s, e in sentence_units(table.text)]
+    assert rows == ["Height | 38 metres", "First lit | 1874", "Range | 22 nautical miles"]  # no header, no rule
+    assert table_row_text(rows[0], table.columns) == "Property: Height; Value: 38 metres"
+    assert table_row_text("a | b | c", table.columns) == "Property | Value\na | b | c"  # cells that do not line up
+    paragraph = next(c for c in chunks if "headland" in c.text)
+    assert paragraph.columns == "" and sentence_units(paragraph.text) == [(0, len(paragraph.text))]
+    _exact(doc, chunks)
+
+
+def test_html_table_rows_carry_the_header_row_as_columns(tmp_path):
+    (tmp_path / "opts.html").write_text(
+        "<html><body><main><h1>fetchd</h1><table>"
+        "<tr><th>Option</th><th>Default</th><th>Meaning</th></tr>"
+        "<tr><td>timeout</td><td>30 s</td><td>seconds to wait for a reply</td></tr></table>"
+        "<table><tr><th>Height</th><td>38 metres</td></tr></table></main></body></html>", encoding="utf-8")
+    docs, _ = load_corpus(tmp_path)
+    doc, chunks = _chunks(docs, "opts.html")
+    assert [(c.text, c.columns) for c in chunks] == [
+        ("Option | Default | Meaning", ""), ("timeout | 30 s | seconds to wait for a reply", "Option | Default | Meaning"),
+        ("Height | 38 metres", "")]  # a row-header table has no column names
     _exact(doc, chunks)
 
 
@@ -277,4 +323,14 @@ def test_line_breaks_separate_sentences_in_old_mac_text_and_html(tmp_path):
     _exact(doc, chunks)
     doc, chunks = _chunks(docs, "tower.html")
     assert chunks[0].text == "The tower is 30 m tall. Line after br says the flag is red"
+    _exact(doc, chunks)
+
+
+def test_a_huge_header_row_is_not_copied_into_every_chunk(tmp_path):
+    header = "| " + " | ".join(f"column {i}" for i in range(2000)) + " |\n|" + "---|" * 2000 + "\n"
+    rows = "".join(f"| row {r} |" + " x |" * 1999 + "\n" for r in range(20))
+    (tmp_path / "wide.md").write_text(header + rows, encoding="utf-8")
+    docs, _ = load_corpus(tmp_path)
+    doc, chunks = _chunks(docs, "wide.md")
+    assert len(chunks) > 20 and all(c.columns == "" for c in chunks)
     _exact(doc, chunks)
