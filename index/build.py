@@ -136,7 +136,7 @@ def embed_resumably(model: Path, chunks: list[Chunk], cache: EmbeddingCache, pro
     texts, each committed to the cache when done: enough batches to keep every core busy, few enough
     seconds (and texts) for a progress display to move. on_vectors(texts, matrices) hears of each group
     (and of the cached texts) as soon as it is done."""
-    spans = {c.text: sentence_units(c.text) for c in chunks}
+    spans = {c.text: sentence_units(c.text, c.table) for c in chunks}
     found = cache.get_many(list(spans))
     if found:
         on_vectors(list(found), list(found.values()))
@@ -526,9 +526,9 @@ def _build_locked(settings: Settings, corpus: Path, rebuild: bool, progress, all
             length = sum(counts.values())
             cur = conn.execute(
                 'INSERT INTO chunks (chunk_id, source, start, "end", text, text_hash, n_terms, sentence_vectors, '
-                "headings, page, columns) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "headings, page, columns, is_table) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (chunk.chunk_id, chunk.source, chunk.start, chunk.end, chunk.text, text_hash(chunk.text), length,
-                 sentence_blob, chunk.headings, chunk.page, chunk.columns))
+                 sentence_blob, chunk.headings, chunk.page, chunk.columns, int(chunk.table)))
             for term, tf in counts.items():
                 added_rows[term].append((cur.lastrowid, tf, length))
         update_postings(conn, removed_rows, added_rows)

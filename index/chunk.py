@@ -6,7 +6,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from .formats import heading_label, read_txt, table_cells, trim_span
+from .formats import heading_label, read_txt, trim_span
 from .load import Document
 
 MAX_CHUNK_CHARS = 500
@@ -15,6 +15,9 @@ ABBREVIATIONS = {
     "mr", "mrs", "ms", "dr", "prof", "st", "sr", "jr", "vs", "etc", "inc", "ltd",
     "fig", "gen", "col", "lt", "sgt", "rev", "hon", "mt", "e.g", "i.e", "cf", "approx",
 }
+_LAST_WORD = re.compile(r"(\S+)$")
+_NON_SPACE = re.compile(r"\S")
+_WORD_WINDOW = 64
 _SENTENCE_END = re.compile(r"""[.!?]+['"\u2019\u201d)\]]*(?=\s)""")
 
 
@@ -28,6 +31,7 @@ class Chunk:
     headings: str = ""  # the heading path it sits under: "2. Definitions > 2.3 Contributor"
     page: int | None = None  # PDF page
     columns: str = ""  # a table chunk's column headers ("Option | Default | Meaning"), which its rows may not repeat
+    table: bool = False  # rows of a table (see sentence_units)
 
 
 def make_chunk_id(source: str, doc_hash: str, start: int, end: int) -> str:
@@ -42,11 +46,15 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
     spans, cursor = [], start
     for match in _SENTENCE_END.finditer(text, start, end):
         stop = match.end()
-        word = re.search(r"(\S+)$", text[cursor:match.start()])
-        token = word.group(1).lower().lstrip("(\"'") if word else ""
+        # The word before the mark, looked for in a bounded window (slicing from `cursor` made a paragraph of
+        # many rejected ends quadratic): a word longer than the window is no abbreviation.
+        window = max(cursor, match.start() - _WORD_WINDOW)
+        word = _LAST_WORD.search(text, window, match.start())
+        token = word.group(1).lower().lstrip("(\"'") if word and (word.start() > window or window == cursor) else ""
         if token in ABBREVIATIONS or (len(token) == 1 and token.isalpha()):
             continue  # "Mr." or an initial such as "J."
-        nxt = text[stop:end].lstrip()[:1]
+        first = _NON_SPACE.search(text, stop, end)
+        nxt = text[first.start()] if first else ""
         if nxt and not (nxt.isupper() or nxt.isdigit() or nxt in "\"'\u2018\u201c(["):
             continue  # "e.g. something" or "3.5 million": not a sentence start
         span = trim_span(text, cursor, stop)
@@ -73,22 +81,25 @@ def _lines(text: str) -> list[tuple[int, int]]:
 
 
 def is_table_text(text: str) -> bool:
-    """Lines of a table: two or more lines, each with a "|"."""
+    """Lines of a Markdown table: two or more lines, each starting with "|", or the rule under a header as the
+    second line (prose with a "|" in every line is not a table)."""
     lines = _lines(text)
-    return len(lines) >= 2 and all("|" in text[s:e] for s, e in lines)
+    if len(lines) < 2 or not all("|" in text[s:e] for s, e in lines):
+        return False
+    return bool(_TABLE_RULE.fullmatch(text[slice(*lines[1])])) or all(text[s:e].lstrip().startswith("|")
+                                                                     for s, e in lines)
 
 
-def sentence_units(text: str) -> list[tuple[int, int]]:
-    """What the answerer reads and cites one at a time in a chunk's text: its sentences, or, for lines of a table
-    (is_table_text), its rows, without the outer pipes, the header or the rule under it."""
-    if not is_table_text(text):
+def sentence_units(text: str, table: bool = False) -> list[tuple[int, int]]:
+    """What the answerer reads and cites one at a time in a chunk's text: its sentences, or, for a table's rows
+    (a chunk of a table block, or is_table_text), its lines, without the outer pipes, the header or the rule under
+    it ("Dr. Smith | Born 1901. Died 1980." is one row, not two sentences)."""
+    if not (table or is_table_text(text)):
         return split_sentences(text)
     lines = _lines(text)
-    rules = [bool(_TABLE_RULE.fullmatch(text[s:e])) for s, e in lines]
+    header = len(lines) > 1 and bool(_TABLE_RULE.fullmatch(text[slice(*lines[1])]))  # a header and its rule
     rows = []
-    for i, (s, e) in enumerate(lines):
-        if rules[i] or (i + 1 < len(lines) and rules[i + 1]):
-            continue
+    for s, e in lines[2 if header else 0:]:
         s, e = trim_span(text, s, e) or (s, s)
         s += text.startswith("|", s)
         e -= e > s and text[e - 1] == "|" and text[e - 2] != "\\"
@@ -98,12 +109,18 @@ def sentence_units(text: str) -> list[tuple[int, int]]:
     return rows or split_sentences(text)
 
 
+def _cells(row: str) -> list[str]:
+    """A row's cells as sentence_units gives rows and column_names gives names (outer pipes already gone: a
+    leading or trailing "|" here is an empty cell's)."""
+    return [cell.strip() for cell in re.split(r"(?<!\\)\|", row)]
+
+
 def table_row_text(row: str, columns: str) -> str:
     """A table row as it reads on its own: each cell with its column's name ("Height: 38 metres; Built: 1874"),
     or the column names above the row where the cells do not line up with them."""
     if not columns:
         return row
-    names, cells = table_cells(columns), table_cells(row)
+    names, cells = _cells(columns), _cells(row)
     if len(names) != len(cells):
         return f"{columns}\n{row}"
     return "; ".join(f"{n}: {c}" if n and n != c else c for n, c in zip(names, cells))
@@ -169,7 +186,8 @@ def chunk_document(doc: Document, max_chars: int = MAX_CHUNK_CHARS) -> list[Chun
         path = heading_path(stack)
         for s, e in pieces:
             chunks.append(Chunk(make_chunk_id(doc.source, doc.doc_hash, s, e), doc.source, s, e, text[s:e],
-                                path, block.page, block.columns if block.kind == "table" else ""))
+                                path, block.page, block.columns if block.kind == "table" else "",
+                                block.kind == "table"))
     return chunks
 
 

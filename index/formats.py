@@ -214,8 +214,8 @@ MAX_COLUMNS_CHARS = 200  # every chunk of a table stores its column names: a hug
 def column_names(cells: list[str]) -> str:
     """A header row's cells as a table's stored column names, "Option | Default | Meaning"; "" past
     MAX_COLUMNS_CHARS (such a row is data, not names)."""
-    names = " | ".join(cells)
-    return names if len(names) <= MAX_COLUMNS_CHARS else ""
+    names = " | ".join(cells)  # an empty name stays, so that names and cells line up (index.chunk.table_row_text)
+    return names if len(names) <= MAX_COLUMNS_CHARS and any(cells) else ""
 
 
 def table_cells(row: str) -> list[str]:
@@ -340,14 +340,15 @@ def read_html(data: bytes) -> Parsed:
         piece = node.text(deep=False) or ""
         if kind != "code":
             piece = re.sub(r"\s+", " ", piece)
-        if pieces and pieces[-1][3] == row.mem_id:
-            new_cell = kind == "table" and pieces[-1][4] != block.mem_id and piece.strip()
-            pieces[-1][1] += (" | " if new_cell and pieces[-1][1].strip() else "") + piece
+        if pieces and pieces[-1][3] == row.mem_id:  # parts joined once at the end: += on one long row was quadratic
+            if kind == "table" and pieces[-1][4] != block.mem_id and piece.strip():
+                pieces[-1][1].append(" | ")  # a new cell (the row has text: it was started by some)
+            pieces[-1][1].append(piece)
             pieces[-1][4] = block.mem_id if piece.strip() else pieces[-1][4]
         elif piece.strip():
             columns = _html_columns(row, headers) if kind == "table" else ""
-            pieces.append([kind, piece, level, row.mem_id, block.mem_id, columns])
-    parsed = _joined([(k, re.sub(r" {2,}", " ", t) if k != "code" else t, lvl, None, columns)
+            pieces.append([kind, [piece], level, row.mem_id, block.mem_id, columns])
+    parsed = _joined([(k, re.sub(r" {2,}", " ", "".join(t)) if k != "code" else "".join(t), lvl, None, columns)
                       for k, t, lvl, _, _, columns in pieces])
     if not parsed.blocks:
         raise Unreadable("no text in the HTML")
@@ -488,6 +489,15 @@ def check_unpacked_size(archive) -> None:
         raise Unreadable(f"unpacks to more than {MAX_UNPACKED_BYTES // 1_000_000} MB")
 
 
+def _docx_header_row(row) -> bool:
+    """A Word table's first row names its columns when Word marks it as the header row (repeated on each page)
+    or all its text is bold; a key-value table ("Height | 38 metres") has neither."""
+    if row._tr.xpath("./w:trPr/w:tblHeader"):
+        return True
+    runs = [r for c in row.cells for p in c.paragraphs for r in p.runs if r.text.strip()]
+    return bool(runs) and all(r.bold for r in runs)
+
+
 def read_docx(data: bytes) -> Parsed:
     """Word: paragraphs in order, "Title" and "Heading N" styles as headings, table rows as text."""
     import zipfile
@@ -506,11 +516,12 @@ def read_docx(data: bytes) -> Parsed:
     pieces = []
     for item in items:
         if isinstance(item, Table):
-            columns = ""  # the first row names the columns of the rows below it
+            columns = ""  # a header row names the columns of the rows below it
             for n, row in enumerate(item.rows):
                 cells = " | ".join(dict.fromkeys(c.text.strip() for c in row.cells if c.text.strip()))
                 pieces.append(("table", cells, 0, None, columns))
-                columns = column_names([cells]) if n == 0 else columns
+                if n == 0 and _docx_header_row(row):
+                    columns = column_names([c.text.strip() for c in row.cells])
             continue
         style = (item.style.name if item.style is not None else "") or ""
         match = re.match(r"Heading (\d)", style)

@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL, text_hash TEXT NOT NULL,
     n_terms INTEGER NOT NULL, copies INTEGER NOT NULL DEFAULT 1,
     headings TEXT NOT NULL DEFAULT '', page INTEGER,  -- heading path above the chunk; PDF page
-    columns TEXT NOT NULL DEFAULT '',  -- a table chunk's column headers
+    columns TEXT NOT NULL DEFAULT '', is_table INTEGER NOT NULL DEFAULT 0,  -- a table chunk's column headers
     sentence_vectors BLOB NOT NULL);  -- float16, one row per sentence of the chunk (for the answerer)
 CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source);
 CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(text_hash);

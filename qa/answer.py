@@ -117,7 +117,7 @@ def candidates(spec: QuestionSpec, passages: list[Passage], weights: dict[str, f
     question_terms = {t for group in weights for t in group}
     for rank, passage in enumerate(passages):
         context = set(terms(f"{passage.columns}\n{passage.text}"))
-        spans = sentence_units(passage.text)
+        spans = sentence_units(passage.text, passage.table)
         vectors = sentence_vectors.get(passage.chunk_id)
         if question_vector is not None and vectors is not None and len(vectors) == len(spans):
             dense_by_sentence = [float(v) for v in vectors @ question_vector]
@@ -297,7 +297,7 @@ def read_pairs(reader, spec: QuestionSpec, best: list[Candidate], document_text)
     ends = {}
     # A table row is read alone: the "sentence" after it is the rest of the table.
     for c in best if document_text is not None else ():
-        if c.passage.columns or is_table_text(c.passage.text):
+        if c.passage.table or is_table_text(c.passage.text):
             continue
         end = next_sentence_end(document_text(c.passage.source), c.end)
         if end is not None:

@@ -135,7 +135,7 @@ def find_support(sentence: str, cited: list[Passage], embed: Callable[[str], np.
     context_stems = content_stems(context)
     rows = []
     for passage in cited:
-        for s, e in sentence_units(passage.text):
+        for s, e in sentence_units(passage.text, passage.table):
             span = passage.text[s:e]
             if addresses_the_model(span):
                 continue

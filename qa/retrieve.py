@@ -134,11 +134,11 @@ class CorpusIndex:
     def passages(self, chunk_ids: list[str]) -> dict[str, Passage]:
         marks = ",".join("?" * len(chunk_ids))
         with self._lock:
-            rows = self._query(f'SELECT chunk_id, source, start, "end", text, headings, page, columns FROM chunks '
-                               f"WHERE chunk_id IN ({marks})", chunk_ids)
+            rows = self._query(f'SELECT chunk_id, source, start, "end", text, headings, page, columns, is_table '
+                               f"FROM chunks WHERE chunk_id IN ({marks})", chunk_ids)
         return {cid: Passage(cid, src, s, e, text, line_number(self.document_text(src), s), 0.0,
-                             headings=headings, page=page, columns=columns)
-                for cid, src, s, e, text, headings, page, columns in rows}
+                             headings=headings, page=page, columns=columns, table=bool(table))
+                for cid, src, s, e, text, headings, page, columns, table in rows}
 
     # -- search ----------------------------------------------------------------------------
     def embed(self, text: str) -> np.ndarray:

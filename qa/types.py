@@ -21,6 +21,7 @@ class Passage:
     headings: str = ""  # heading path above the chunk
     page: int | None = None  # PDF page
     columns: str = ""  # a table chunk's column headers
+    table: bool = False  # a table chunk: its rows are its units
 
     def to_json(self) -> dict:
         return asdict(self)
