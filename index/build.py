@@ -126,20 +126,40 @@ class EmbeddingCache:
         self.conn.close()
 
 
+def embedding_input(chunk: Chunk) -> tuple[str, list[tuple[int, int]]]:
+    """What the encoder reads for a chunk, and where its units (sentence_units) sit in it: the chunk's text, or, for
+    a table chunk with column names, the names on a line above its rows, so that the chunk's vector and each row's
+    are read knowing what the cells are ("Height | 38 metres" under "Property | Value")."""
+    spans = sentence_units(chunk.text, chunk.table)
+    if not chunk.columns:
+        return chunk.text, spans
+    shift = len(chunk.columns) + 1
+    return f"{chunk.columns}\n{chunk.text}", [(s + shift, e + shift) for s, e in spans]
+
+
 def embed_resumably(model: Path, chunks: list[Chunk], cache: EmbeddingCache, progress: Progress | None,
                     group_tokens: int = 16384, group_texts: int = 256,
                     on_vectors: Callable[[list[str], list[np.ndarray]], None] = lambda texts, matrices: None,
                     ) -> tuple[dict[str, np.ndarray], set[str]]:
     """For each chunk text: [chunk vector, sentence vectors...] (cached ones reused), and the texts that
-    went through the model in this run. Each text is read once: its sentences' vectors are pooled from
-    the same forward pass. Texts go to the model in groups of at most group_tokens tokens and group_texts
-    texts, each committed to the cache when done: enough batches to keep every core busy, few enough
-    seconds (and texts) for a progress display to move. on_vectors(texts, matrices) hears of each group
-    (and of the cached texts) as soon as it is done."""
-    spans = {c.text: sentence_units(c.text, c.table) for c in chunks}
+    went through the model in this run. Each chunk is read once (as embedding_input gives it): its sentences'
+    vectors are pooled from the same forward pass. Inputs go to the model in groups of at most group_tokens
+    tokens and group_texts inputs, each committed to the cache when done: enough batches to keep every core busy,
+    few enough seconds (and texts) for a progress display to move. on_vectors(texts, matrices) hears of each
+    group (and of the cached texts) as soon as it is done."""
+    inputs = {c.text: embedding_input(c) for c in chunks}
+    texts_of: dict[str, list[str]] = defaultdict(list)  # model input -> the chunk texts it is read for
+    for text, (read_as, _) in inputs.items():
+        texts_of[read_as].append(text)
+    spans = dict(inputs.values())
+
+    def tell(read: list[str], matrices: list[np.ndarray]) -> None:
+        pairs = [(text, m) for r, m in zip(read, matrices) for text in texts_of[r]]
+        on_vectors([t for t, _ in pairs], [m for _, m in pairs])
+
     found = cache.get_many(list(spans))
     if found:
-        on_vectors(list(found), list(found.values()))
+        tell(list(found), list(found.values()))
     todo = [t for t in spans if t not in found]
     tokens = dict(zip(todo, token_counts(model, todo)))
     todo.sort(key=tokens.__getitem__)  # similar token counts batch with little padding
@@ -157,12 +177,13 @@ def embed_resumably(model: Path, chunks: list[Chunk], cache: EmbeddingCache, pro
     for part in groups:
         matrices = embed_chunks(model, part, [spans[t] for t in part])
         cache.put_many(part, matrices)
-        on_vectors(part, matrices)
+        tell(part, matrices)
         found.update(zip(part, matrices))
         done += len(part)
         if progress:
             progress(IndexEvent("embedding", done, len(todo)))
-    return found, set(todo)
+    return ({text: found[read_as] for text, (read_as, _) in inputs.items()},
+            {text for read_as in todo for text in texts_of[read_as]})
 
 
 def _embeddings_for(new: list[Chunk], conn, collection, model: Path, cache: EmbeddingCache,
