@@ -189,4 +189,4 @@ def test_the_committed_test_splits_match_their_hashes():
     from eval.run import load_config, resolve_sets
 
     sets = resolve_sets(load_config(), None)  # raises if a frozen file was edited
-    assert sum(1 for _, _, _, conf in sets if conf.get("split") == "test") == 7  # blind: 5, blind2 (by document): 2
+    assert sum(1 for _, _, _, conf in sets if conf.get("split") == "test") == 8  # blind: 5, blind2 (by document): 3
