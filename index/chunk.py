@@ -6,7 +6,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from .formats import heading_label, read_txt, trim_span
+from .formats import heading_label, read_txt, split_cells, trim_span
 from .load import Document
 
 MAX_CHUNK_CHARS = 500
@@ -90,11 +90,16 @@ def is_table_text(text: str) -> bool:
                                                                      for s, e in lines)
 
 
+def reads_as_rows(text: str, table: bool = False) -> bool:
+    """Whether a chunk's units are table rows: a chunk of a table block, or one whose text is_table_text."""
+    return table or is_table_text(text)
+
+
 def sentence_units(text: str, table: bool = False) -> list[tuple[int, int]]:
-    """What the answerer reads and cites one at a time in a chunk's text: its sentences, or, for a table's rows
-    (a chunk of a table block, or is_table_text), its lines, without the outer pipes, the header or the rule under
-    it ("Dr. Smith | Born 1901. Died 1980." is one row, not two sentences)."""
-    if not (table or is_table_text(text)):
+    """What the answerer reads and cites one at a time in a chunk's text: its sentences, or, where it
+    reads_as_rows, its lines, without the outer pipes, the header or the rule under it ("Dr. Smith | Born 1901.
+    Died 1980." is one row, not two sentences)."""
+    if not reads_as_rows(text, table):
         return split_sentences(text)
     lines = _lines(text)
     header = len(lines) > 1 and bool(_TABLE_RULE.fullmatch(text[slice(*lines[1])]))  # a header and its rule
@@ -109,18 +114,12 @@ def sentence_units(text: str, table: bool = False) -> list[tuple[int, int]]:
     return rows or split_sentences(text)
 
 
-def _cells(row: str) -> list[str]:
-    """A row's cells as sentence_units gives rows and column_names gives names (outer pipes already gone: a
-    leading or trailing "|" here is an empty cell's)."""
-    return [cell.strip() for cell in re.split(r"(?<!\\)\|", row)]
-
-
 def table_row_text(row: str, columns: str) -> str:
     """A table row as it reads on its own: each cell with its column's name ("Height: 38 metres; Built: 1874"),
     or the column names above the row where the cells do not line up with them."""
     if not columns:
         return row
-    names, cells = _cells(columns), _cells(row)
+    names, cells = split_cells(columns), split_cells(row)
     if len(names) != len(cells):
         return f"{columns}\n{row}"
     return "; ".join(f"{n}: {c}" if n and n != c else c for n, c in zip(names, cells))
@@ -186,8 +185,7 @@ def chunk_document(doc: Document, max_chars: int = MAX_CHUNK_CHARS) -> list[Chun
         path = heading_path(stack)
         for s, e in pieces:
             chunks.append(Chunk(make_chunk_id(doc.source, doc.doc_hash, s, e), doc.source, s, e, text[s:e],
-                                path, block.page, block.columns if block.kind == "table" else "",
-                                block.kind == "table"))
+                                path, block.page, block.columns, block.kind == "table"))
     return chunks
 
 

@@ -218,12 +218,18 @@ def column_names(cells: list[str]) -> str:
     return names if len(names) <= MAX_COLUMNS_CHARS and any(cells) else ""
 
 
+def split_cells(row: str) -> list[str]:
+    """A row's cells split at its unescaped "|"s, with no outer pipes to take off first (a leading or trailing "|"
+    here is an empty cell's): how rows (index.chunk.sentence_units) and stored column names are read."""
+    return [cell.strip() for cell in re.split(r"(?<!\\)\|", row)]
+
+
 def table_cells(row: str) -> list[str]:
     """The cells of a table row as written in the canonical text: "| Height | 38 metres |" or "Height | 38 metres"."""
     row = row.strip()
     row = row[1:] if row.startswith("|") else row
     row = row[:-1] if row.endswith("|") and not row.endswith("\\|") else row
-    return [cell.strip() for cell in re.split(r"(?<!\\)\|", row)]
+    return split_cells(row)
 
 
 def heading_label(text: str, block: Block) -> str:

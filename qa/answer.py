@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.chunk import is_table_text, line_number, sentence_units, split_sentences, table_row_text
+from index.chunk import line_number, reads_as_rows, sentence_units, split_sentences, table_row_text
 from index.lexical import terms
 
 from .question import SOFT_KINDS, QuestionSpec, kinds_in, soft_kinds, typed_values
@@ -297,7 +297,7 @@ def read_pairs(reader, spec: QuestionSpec, best: list[Candidate], document_text)
     ends = {}
     # A table row is read alone: the "sentence" after it is the rest of the table.
     for c in best if document_text is not None else ():
-        if c.passage.table or is_table_text(c.passage.text):
+        if reads_as_rows(c.passage.text, c.passage.table):
             continue
         end = next_sentence_end(document_text(c.passage.source), c.end)
         if end is not None:
