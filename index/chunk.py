@@ -10,6 +10,7 @@ from .formats import heading_label, read_txt, split_cells, trim_span
 from .load import Document
 
 MAX_CHUNK_CHARS = 500
+MIN_SENTENCE_WORDS = 4  # see _short_ones_joined
 # Abbreviations whose trailing period does not end a sentence.
 ABBREVIATIONS = {
     "mr", "mrs", "ms", "dr", "prof", "st", "sr", "jr", "vs", "etc", "inc", "ltd",
@@ -67,6 +68,20 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
     return spans
 
 
+def _short_ones_joined(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sentences of fewer than MIN_SENTENCE_WORDS words joined to the one before (the first to the one after):
+    "1996.", "Commun." or "Ph." read on their own say nothing a person could cite."""
+    joined: list[tuple[int, int]] = []
+    for s, e in spans:
+        if joined and len(text[s:e].split()) < MIN_SENTENCE_WORDS:
+            joined[-1] = (joined[-1][0], e)
+        else:
+            joined.append((s, e))
+    if len(joined) > 1 and len(text[joined[0][0]:joined[0][1]].split()) < MIN_SENTENCE_WORDS:
+        joined[:2] = [(joined[0][0], joined[1][1])]
+    return joined
+
+
 _TABLE_RULE = re.compile(r"[\s|:+-]*-[\s|:+-]*")  # "|---|:--:|", a Markdown table's line under its header
 
 
@@ -96,11 +111,11 @@ def reads_as_rows(text: str, table: bool = False) -> bool:
 
 
 def sentence_units(text: str, table: bool = False) -> list[tuple[int, int]]:
-    """What the answerer reads and cites one at a time in a chunk's text: its sentences, or, where it
-    reads_as_rows, its lines, without the outer pipes, the header or the rule under it ("Dr. Smith | Born 1901.
-    Died 1980." is one row, not two sentences)."""
+    """What the answerer reads and cites one at a time in a chunk's text: its sentences (a short one joined to
+    its neighbour: _short_ones_joined), or, where it reads_as_rows, its lines, without the outer pipes, the
+    header or the rule under it ("Dr. Smith | Born 1901. Died 1980." is one row, not two sentences)."""
     if not reads_as_rows(text, table):
-        return split_sentences(text)
+        return _short_ones_joined(text, split_sentences(text))
     lines = _lines(text)
     header = len(lines) > 1 and bool(_TABLE_RULE.fullmatch(text[slice(*lines[1])]))  # a header and its rule
     rows = []

@@ -10,6 +10,7 @@ each format (markdown-it-py, selectolax, pypdf, python-docx).
 from __future__ import annotations
 
 import io
+import math
 import re
 import unicodedata
 from collections import Counter
@@ -438,6 +439,130 @@ def hyphens_joined(text: str, words: Counter, hyphenated: set[str]) -> str:
     return _HYPHEN_BREAK.sub(join, text)
 
 
+_BOLD_FONT = re.compile(r"bold|black|heavy|demi|semibold|[-,+]bd\b|cmbx|cmb\d", re.I)  # CMBX12: TeX's bold
+HEADING_SIZE = 1.15  # a line set this much larger than the body text is a heading
+MAX_HEADING_WORDS = 15
+MIN_BODY_WORDS = 6
+LISTING_LINES = 3
+_LINE_NUMBER = re.compile(r"\s*(\d{1,5})\s")
+_CONTENTS_LINE = re.compile(r"\s*\.*\s*\d{1,4}$")  # "Introduction 1", "Bug fixes . . . 6": a table of contents
+
+
+def _font_run_collector(runs: list[list]):
+    """A pypdf visitor_text that appends the page's text to runs of one font: [text, size in points, bold].
+    Whitespace (the line breaks pypdf writes between lines) goes with the run before it."""
+    def visit(text, cm, tm, font, font_size) -> None:
+        try:
+            if runs and not text.strip():
+                runs[-1][0] += text
+                return
+            size = round(font_size * math.hypot(tm[2], tm[3]) * math.hypot(cm[2], cm[3]) * 2) / 2
+            bold = bool(_BOLD_FONT.search(str((font or {}).get("/BaseFont", ""))))
+            if runs and runs[-1][1:] == [size, bold]:
+                runs[-1][0] += text
+            else:
+                runs.append([text, size, bold])
+        except Exception:  # noqa: BLE001 (an odd font or matrix costs its line's heading, never the page)
+            pass
+    return visit
+
+
+def font_headings(runs: list[list[list]]) -> dict[str, tuple[int, bool]]:
+    """The document's heading lines by their type, space-folded text -> (level, set in bold at body size):
+    whole lines of a run set HEADING_SIZE larger than the body text (the size most letters are set in), the
+    largest size level 1, the next 2 ...; or in bold at body size, one level below those. A line with fewer
+    than three letters or more than MAX_HEADING_WORDS words, ending in ",", ";", "." or "!" (a sentence set in
+    bold is a fact to cite, not a heading), or a contents line (a heading's words and a page number) is no
+    heading."""
+    letters: Counter = Counter()
+    for page in runs:
+        for text, size, _ in page:
+            letters[size] += sum(ch.isalpha() for ch in text)
+    if not letters:
+        return {}
+    body = letters.most_common(1)[0][0]
+    found: dict[str, float] = {}
+    for page in runs:
+        for text, size, bold in page:
+            if size < body * HEADING_SIZE and not (bold and size >= body * 0.95):
+                continue
+            for line in text.split("\n"):
+                key = " ".join(line.split())
+                if (sum(ch.isalpha() for ch in key) >= 3 and len(key.split()) <= MAX_HEADING_WORDS
+                        and not key.endswith((",", ";", ".", "!"))):
+                    found[key] = max(found.get(key, 0.0), size if size >= body * HEADING_SIZE else 0.0)
+    found = {key: size for key, size in found.items() if _CONTENTS_LINE.sub("", key) not in found.keys() - {key}}
+    sizes = sorted({size for size in found.values() if size}, reverse=True)
+    levels = {size: min(i + 1, 6) for i, size in enumerate(sizes)}
+    return {key: (levels[size], False) if size else (min(len(sizes) + 1, 6), True) for key, size in found.items()}
+
+
+def _listing_lines(text: str, lines: list[tuple[int, int]]) -> set[int]:
+    """Starts of the lines of listings with line numbers ("104 \\else", "105 \\fi"): LISTING_LINES or more
+    lines in a row, each opening with a number 1-3 above the line before's."""
+    found: set[int] = set()
+    run: list[int] = []
+    last = 0
+    for s, e in lines + [(len(text), len(text))]:
+        number = _LINE_NUMBER.match(text[s:e] + " ")
+        value = int(number[1]) if number else None
+        if value is not None and run and 1 <= value - last <= 3:
+            run.append(s)
+        else:
+            if len(run) >= LISTING_LINES:
+                found.update(run)
+            run = [s] if value is not None else []
+        last = value if value is not None else 0
+    return found
+
+
+def _pdf_blocks(page_text: str, headings: dict[str, tuple[int, bool]]) -> list[tuple[str, str, int]]:
+    """(kind, text, level) of a page's blocks: as in plain text, except that a line set as a heading
+    (font_headings) is one, and a listing's numbered lines are one code block, wherever the plain-text reading
+    put them (a heading line ran on from the paragraph above when that paragraph's last line was long). Heading
+    lines in a row at one level are a list, not headings; a bold line at body size is a heading only when a
+    paragraph of MIN_BODY_WORDS words follows it (bold table cells are not)."""
+    lines = [(s, e) for s, e in _lines(page_text, 0, len(page_text)) if page_text[s:e].strip()]
+    listing = _listing_lines(page_text, lines)
+    items: list[list] = []  # [kind, start, end, level, bold_only]
+    for block in read_txt(page_text).blocks:
+        if block.kind not in ("text", "heading"):
+            items.append([block.kind, block.start, block.end, block.level, False])
+            continue
+        piece = None  # the block's lines since the last special one
+        for s, e in _lines(page_text, block.start, block.end):
+            level, bold_only = headings.get(" ".join(page_text[s:e].split()), (0, False))
+            if s in listing and items and items[-1][0] == "code" and piece is None:
+                items[-1][2] = e
+            elif s in listing:
+                items.append(["code", s, e, 0, False])
+            elif level and block.kind == "text":
+                items.append(["heading", s, e, level, bold_only, True])
+            elif piece is not None and items and items[-1] is piece:
+                piece[2] = e
+                continue
+            else:
+                piece = [block.kind, s, e, block.level, False]
+                items.append(piece)
+                continue
+            piece = None
+    def font_heading(i: int, level: int) -> bool:
+        return 0 <= i < len(items) and len(items[i]) > 5 and items[i][3] == level
+
+    out = []
+    for i, (kind, start, end, level, bold_only, *by_font) in enumerate(items):
+        following = items[i + 1] if i + 1 < len(items) else ["", 0, 0]
+        if by_font and (font_heading(i - 1, level) or font_heading(i + 1, level)):
+            kind, level = "text", 0  # lines in a row set alike are a list (or a heading over two lines)
+        elif bold_only and not (following[0] == "text" and
+                                len(page_text[following[1]:following[2]].split()) >= MIN_BODY_WORDS):
+            kind, level = "text", 0
+        span = trim_span(page_text, start, end)
+        if span:
+            out.append((kind, page_text[span[0]:span[1]], level))
+    return out
+
+
 def read_pdf(data: bytes) -> Parsed:
     """PDF: the text of each page (paragraphs as in plain text), each block tagged with its page.
     A page without a text layer (a scan) is reported, not silently left out."""
@@ -451,18 +576,22 @@ def read_pdf(data: bytes) -> Parsed:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             raise Unreadable("encrypted PDF")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        runs: list[list[list]] = []  # per page: [text, size, bold] runs of one font (see font_headings)
+        pages = []
+        for page in reader.pages:
+            runs.append([])
+            pages.append(page.extract_text(visitor_text=_font_run_collector(runs[-1])) or "")
     except Unreadable:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
         raise Unreadable(f"unreadable PDF ({type(exc).__name__})") from exc
     pieces, notes = [], []
+    headings = font_headings(runs)
     for number, (raw, page_text) in enumerate(zip(pages, typeset_text_cleaned(pages)), start=1):
         if not raw.strip():
             notes.append(f"page {number} has no text layer (a scan?); it is not indexed")
             continue
-        sub = read_txt(page_text)
-        pieces += [(b.kind, page_text[b.start:b.end], b.level, number) for b in sub.blocks]
+        pieces += [(kind, piece, level, number) for kind, piece, level in _pdf_blocks(page_text, headings)]
     texts = [piece for _, piece, _, _ in pieces]
     words = Counter(w.lower() for text in texts for w in _WORD.findall(text))
     hyphenated = {w.lower() for text in texts for w in _HYPHENATED.findall(text)}

@@ -1,7 +1,7 @@
 import pytest
 
 from index.build import unique_chunks
-from index.chunk import chunk_document, split_sentences
+from index.chunk import chunk_document, sentence_units, split_sentences
 from index.load import Document, load_corpus
 
 from .conftest import SEEDS
@@ -19,6 +19,17 @@ def _doc(text: str, source: str = "t.txt") -> Document:
 ])
 def test_split_sentences(text, expected):
     assert [text[s:e] for s, e in split_sentences(text)] == expected
+
+
+def test_the_answerer_never_reads_a_two_word_piece_of_a_reference_alone():
+    # Issue 23: a bibliography read as "1996." and "Commun." units, a quarter of a PDF's units were such fragments.
+    entry = "[16] David Harel. 1979. First-Order Dynamic Logic. Springer-Verlag, Berlin. Vol. 68."
+    units = [entry[s:e] for s, e in sentence_units(entry)]
+    assert units == [entry]  # one reference, one unit
+    prose = "The bridge opened in 1932. It cost four million pounds. Done."
+    assert [prose[s:e] for s, e in sentence_units(prose)] == ["The bridge opened in 1932.",
+                                                             "It cost four million pounds. Done."]
+    assert [entry[s:e] for s, e in split_sentences(entry)][1] == "1979."  # sentences themselves stay as they are
 
 
 def test_every_chunk_slices_its_document_exactly():

@@ -123,6 +123,37 @@ def test_pdf_reads_as_a_person_reads_it_without_running_headers_page_numbers_or_
     _exact(doc, chunks)
 
 
+def test_pdf_headings_come_from_the_type_and_a_numbered_listing_is_one_block(tmp_path):
+    # Issue 23: a PDF's headings were found only when numbered or in capitals ("Moorings" set large was a
+    # paragraph of one word), and a listing with line numbers was one paragraph, one fragment, per line.
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    for style, size, text in [("", 20, "Harbour Handbook"), ("B", 11, "Moorings 1"), ("B", 11, "Fees and permits 1"),
+                              ("", 16, "Moorings"),
+                              ("", 11, "Boats report to the harbour office before mooring. The office opens at seven."),
+                              ("B", 11, "Fees and permits"),
+                              ("", 11, "A permit costs 40 euros per night and is paid at the office in cash."),
+                              ("", 11, "1 moor --boat NAME\n2 moor --list\n3 moor --free"),
+                              ("B", 11, "Caution"), ("", 11, "Short note.")]:
+        pdf.set_font("Helvetica", style, size)
+        pdf.multi_cell(0, 8, text, new_x="LMARGIN", new_y="NEXT")
+    (tmp_path / "handbook.pdf").write_bytes(bytes(pdf.output()))
+    docs, _ = load_corpus(tmp_path)
+    doc, chunks = _chunks(docs, "handbook.pdf")
+    by_text = {c.text: c.headings for c in chunks}
+    assert by_text["Boats report to the harbour office before mooring. The office opens at seven."] == \
+        "Harbour Handbook > Moorings"
+    assert by_text["A permit costs 40 euros per night and is paid at the office in cash."] == \
+        "Harbour Handbook > Moorings > Fees and permits"
+    assert by_text["1 moor --boat NAME\n2 moor --list\n3 moor --free"] == "Harbour Handbook > Moorings > Fees and permits"
+    # contents lines, and a bold line with no paragraph under it, stay text: no heading path names them
+    assert "Moorings 1" in by_text and "Caution" in by_text
+    assert not any("Moorings 1" in h or "Caution" in h for h in by_text.values())
+    _exact(doc, chunks)
+
+
 def test_pdf_clean_up_never_drops_facts_that_look_like_page_furniture():
     # Hostile round on the clean-up: an invoice's total, a fee per page, a number range and a one-page document
     # were all lost or rewritten ("$4,500.00" read as a page number, "Fee 350 EUR" and "Fee 400 EUR" as one
