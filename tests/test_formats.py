@@ -147,7 +147,8 @@ def test_pdf_headings_come_from_the_type_and_a_numbered_listing_is_one_block(tmp
         "Harbour Handbook > Moorings"
     assert by_text["A permit costs 40 euros per night and is paid at the office in cash."] == \
         "Harbour Handbook > Moorings > Fees and permits"
-    assert by_text["1 moor --boat NAME\n2 moor --list\n3 moor --free"] == "Harbour Handbook > Moorings > Fees and permits"
+    assert by_text["1 moor --boat NAME\n2 moor --list\n3 moor --free"] == \
+        "Harbour Handbook > Moorings > Fees and permits"
     # contents lines, and a bold line with no paragraph under it, stay text: no heading path names them
     assert "Moorings 1" in by_text and "Caution" in by_text
     assert not any("Moorings 1" in h or "Caution" in h for h in by_text.values())
