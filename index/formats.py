@@ -445,23 +445,25 @@ MAX_HEADING_WORDS = 15
 MIN_BODY_WORDS = 6
 LISTING_LINES = 3
 _LINE_NUMBER = re.compile(r"\s*(\d{1,5})\s")
+_SECTION_NUMBER = re.compile(r"^(?:[A-Z]|[IVX]{1,5}|\d{1,3})(?:\.\d{1,3})*\.?\s+")  # "2.3 ", "A.1 ", "IV. "
 _CONTENTS_LINE = re.compile(r"\s*\.*\s*\d{1,4}$")  # "Introduction 1", "Bug fixes . . . 6": a table of contents
 
 
 def _font_run_collector(runs: list[list]):
-    """A pypdf visitor_text that appends the page's text to runs of one font: [text, size in points, bold].
-    Whitespace (the line breaks pypdf writes between lines) goes with the run before it."""
+    """A pypdf visitor_text that appends the page's text to runs of one font: [pieces, size in points, bold]
+    (pieces joined later: adding to one string made a page of many small runs quadratic). Whitespace (the line
+    breaks pypdf writes between lines) goes with the run before it."""
     def visit(text, cm, tm, font, font_size) -> None:
         try:
             if runs and not text.strip():
-                runs[-1][0] += text
+                runs[-1][0].append(text)
                 return
             size = round(font_size * math.hypot(tm[2], tm[3]) * math.hypot(cm[2], cm[3]) * 2) / 2
             bold = bool(_BOLD_FONT.search(str((font or {}).get("/BaseFont", ""))))
             if runs and runs[-1][1:] == [size, bold]:
-                runs[-1][0] += text
+                runs[-1][0].append(text)
             else:
-                runs.append([text, size, bold])
+                runs.append([[text], size, bold])
         except Exception:  # noqa: BLE001 (an odd font or matrix costs its line's heading, never the page)
             pass
     return visit
@@ -470,93 +472,120 @@ def _font_run_collector(runs: list[list]):
 def font_headings(runs: list[list[list]]) -> dict[str, tuple[int, bool]]:
     """The document's heading lines by their type, space-folded text -> (level, set in bold at body size):
     whole lines of a run set HEADING_SIZE larger than the body text (the size most letters are set in), the
-    largest size level 1, the next 2 ...; or in bold at body size, one level below those. A line with fewer
-    than three letters or more than MAX_HEADING_WORDS words, ending in ",", ";", "." or "!" (a sentence set in
-    bold is a fact to cite, not a heading), or a contents line (a heading's words and a page number) is no
-    heading."""
+    largest size level 1, the next 2 ...; or in bold at body size (unless most body text is bold), one level
+    below those. Not a heading: a line with fewer than three letters or more than MAX_HEADING_WORDS words;
+    one ending in ",", ";", "." or "!", or holding a digit past its section number ("Office hours 9 to 5" set
+    large is a fact to cite, and a heading is never cited); a contents line (a heading's words and a page
+    number)."""
     letters: Counter = Counter()
     for page in runs:
-        for text, size, _ in page:
-            letters[size] += sum(ch.isalpha() for ch in text)
+        for pieces, size, bold in page:
+            letters[size, bold] += sum(ch.isalpha() for piece in pieces for ch in piece)
     if not letters:
         return {}
-    body = letters.most_common(1)[0][0]
+    by_size: Counter = Counter()
+    for (size, _), count in letters.items():
+        by_size[size] += count
+    body = by_size.most_common(1)[0][0]
+    bold_marks = letters[body, True] < letters[body, False]  # an all-bold document has no bold headings
     found: dict[str, float] = {}
     for page in runs:
-        for text, size, bold in page:
-            if size < body * HEADING_SIZE and not (bold and size >= body * 0.95):
+        for pieces, size, bold in page:
+            if size < body * HEADING_SIZE and not (bold and bold_marks and size >= body * 0.95):
                 continue
-            for line in text.split("\n"):
+            for line in "".join(pieces).split("\n"):
                 key = " ".join(line.split())
                 if (sum(ch.isalpha() for ch in key) >= 3 and len(key.split()) <= MAX_HEADING_WORDS
-                        and not key.endswith((",", ";", ".", "!"))):
+                        and not key.endswith((",", ";", ".", "!"))
+                        and not any(ch.isdigit() for ch in _SECTION_NUMBER.sub("", key, count=1))):
                     found[key] = max(found.get(key, 0.0), size if size >= body * HEADING_SIZE else 0.0)
-    found = {key: size for key, size in found.items() if _CONTENTS_LINE.sub("", key) not in found.keys() - {key}}
-    sizes = sorted({size for size in found.values() if size}, reverse=True)
+    contents = {key for key in found if _CONTENTS_LINE.sub("", key) != key and _CONTENTS_LINE.sub("", key) in found}
+    sizes = sorted({size for key, size in found.items() if size and key not in contents}, reverse=True)
     levels = {size: min(i + 1, 6) for i, size in enumerate(sizes)}
-    return {key: (levels[size], False) if size else (min(len(sizes) + 1, 6), True) for key, size in found.items()}
+    return {key: (levels[size], False) if size else (min(len(sizes) + 1, 6), True)
+            for key, size in found.items() if key not in contents}
+
+
+def _heading_lines(text: str, lines: list[tuple[int, int]], headings: dict[str, tuple[int, bool]]) -> dict[int, int]:
+    """Start -> level of the page's lines that are headings: a font_headings line that starts after a sentence
+    end (or a short last line, or another heading) and before a line that does not go on in lower case (a bold
+    phrase wrapped inside a paragraph is no heading); alone, or two in a row that go down a level ("1 Basics",
+    "1.1 Loading"), as more lines in a row are a list or a flyer; a bold one only above a line of MIN_BODY_WORDS
+    words (bold table cells are no headings)."""
+    found = [headings.get(" ".join(text[s:e].split())) for s, e in lines]
+    width = max((e - s for s, e in lines), default=0)
+    out: dict[int, int] = {}
+    i = 0
+    while i < len(lines):
+        if not found[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(lines) and found[j + 1]:
+            j += 1
+        after = text[lines[j + 1][0]:lines[j + 1][1]].strip() if j + 1 < len(lines) else ""
+        before = text[lines[i - 1][0]:lines[i - 1][1]].rstrip() if i else ""
+        starts = not before or before.endswith((".", "!", "?", ":")) or len(before) < 0.6 * width
+        alone = j == i or (j == i + 1 and found[i][0] < found[j][0])
+        bold_ok = not found[j][1] or len(after.split()) >= MIN_BODY_WORDS
+        if starts and alone and bold_ok and not after[:1].islower():
+            out.update((lines[k][0], found[k][0]) for k in range(i, j + 1))
+        i = j + 1
+    return out
 
 
 def _listing_lines(text: str, lines: list[tuple[int, int]]) -> set[int]:
     """Starts of the lines of listings with line numbers ("104 \\else", "105 \\fi"): LISTING_LINES or more
-    lines in a row, each opening with a number 1-3 above the line before's."""
+    lines in a row, each opening with a number 1-3 above the line before's, and at most a third of them ending
+    like prose, in "." or "," (a paragraph of years, "2019 revenue was ...", or of counts wrapped at a number
+    is no listing)."""
     found: set[int] = set()
-    run: list[int] = []
+    run: list[tuple[int, int]] = []
     last = 0
     for s, e in lines + [(len(text), len(text))]:
         number = _LINE_NUMBER.match(text[s:e] + " ")
         value = int(number[1]) if number else None
         if value is not None and run and 1 <= value - last <= 3:
-            run.append(s)
+            run.append((s, e))
         else:
-            if len(run) >= LISTING_LINES:
-                found.update(run)
-            run = [s] if value is not None else []
+            prose = sum(text[rs:re_].rstrip().endswith((".", ",")) for rs, re_ in run)
+            if len(run) >= LISTING_LINES and prose * 3 <= len(run):
+                found.update(rs for rs, _ in run)
+            run = [(s, e)] if value is not None else []
         last = value if value is not None else 0
     return found
 
 
 def _pdf_blocks(page_text: str, headings: dict[str, tuple[int, bool]]) -> list[tuple[str, str, int]]:
     """(kind, text, level) of a page's blocks: as in plain text, except that a line set as a heading
-    (font_headings) is one, and a listing's numbered lines are one code block, wherever the plain-text reading
-    put them (a heading line ran on from the paragraph above when that paragraph's last line was long). Heading
-    lines in a row at one level are a list, not headings; a bold line at body size is a heading only when a
-    paragraph of MIN_BODY_WORDS words follows it (bold table cells are not)."""
+    (_heading_lines) is one, and a listing's numbered lines are one code block, wherever the plain-text reading
+    put them (a heading line ran on from the paragraph above when that paragraph's last line was long)."""
     lines = [(s, e) for s, e in _lines(page_text, 0, len(page_text)) if page_text[s:e].strip()]
     listing = _listing_lines(page_text, lines)
-    items: list[list] = []  # [kind, start, end, level, bold_only]
+    heading_at = _heading_lines(page_text, lines, headings)
+    items: list[list] = []  # [kind, start, end, level]
     for block in read_txt(page_text).blocks:
         if block.kind not in ("text", "heading"):
-            items.append([block.kind, block.start, block.end, block.level, False])
+            items.append([block.kind, block.start, block.end, block.level])
             continue
-        piece = None  # the block's lines since the last special one
+        piece = None  # the block's lines since the last heading or listing line
         for s, e in _lines(page_text, block.start, block.end):
-            level, bold_only = headings.get(" ".join(page_text[s:e].split()), (0, False))
             if s in listing and items and items[-1][0] == "code" and piece is None:
                 items[-1][2] = e
             elif s in listing:
-                items.append(["code", s, e, 0, False])
-            elif level and block.kind == "text":
-                items.append(["heading", s, e, level, bold_only, True])
-            elif piece is not None and items and items[-1] is piece:
+                items.append(["code", s, e, 0])
+            elif s in heading_at and block.kind == "text":
+                items.append(["heading", s, e, heading_at[s]])
+            elif piece is not None:
                 piece[2] = e
                 continue
             else:
-                piece = [block.kind, s, e, block.level, False]
+                piece = [block.kind, s, e, block.level]
                 items.append(piece)
                 continue
             piece = None
-    def font_heading(i: int, level: int) -> bool:
-        return 0 <= i < len(items) and len(items[i]) > 5 and items[i][3] == level
-
     out = []
-    for i, (kind, start, end, level, bold_only, *by_font) in enumerate(items):
-        following = items[i + 1] if i + 1 < len(items) else ["", 0, 0]
-        if by_font and (font_heading(i - 1, level) or font_heading(i + 1, level)):
-            kind, level = "text", 0  # lines in a row set alike are a list (or a heading over two lines)
-        elif bold_only and not (following[0] == "text" and
-                                len(page_text[following[1]:following[2]].split()) >= MIN_BODY_WORDS):
-            kind, level = "text", 0
+    for kind, start, end, level in items:
         span = trim_span(page_text, start, end)
         if span:
             out.append((kind, page_text[span[0]:span[1]], level))

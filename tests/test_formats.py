@@ -155,6 +155,40 @@ def test_pdf_headings_come_from_the_type_and_a_numbered_listing_is_one_block(tmp
     _exact(doc, chunks)
 
 
+def test_pdf_facts_set_large_or_bold_stay_citable_text(tmp_path):
+    # Hostile round on type-based headings: "Office hours 9 to 5" set large, a bold clause wrapped inside a
+    # paragraph, a flyer of large lines and a paragraph of years became headings or code, and could not be cited.
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    lines = [("", 11, "The museum is run by volunteers from the town and the harbour trust."),
+             ("B", 16, "Office hours 9 to 5"),
+             ("", 11, "The office is at the end of the quay, next to the old lifeboat station."),
+             ("", 18, "Gates open at ten in the morning"), ("", 14, "Entry costs five euros for adults"),
+             ("", 18, "Children under twelve enter free"), ("", 14, "Parking at the old station yard"),
+             ("", 11, "2019 revenue was 4.1 million euros.\n2020 revenue fell to 2.2 million euros.\n"
+                      "2021 revenue was back at 3.9 million euros.")]
+    for style, size, text in lines:
+        pdf.set_font("Helvetica", style, size)
+        pdf.multi_cell(0, 8, text, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 11)
+    pdf.multi_cell(0, 6, "Visitors should read the rules before arriving, and in particular all boats must be "
+                         "**registered with the harbour office before they use any mooring in the** basin, "
+                         "otherwise a fine of two hundred euros is charged.", markdown=True,
+                   new_x="LMARGIN", new_y="NEXT")
+    (tmp_path / "museum.pdf").write_bytes(bytes(pdf.output()))
+    docs, _ = load_corpus(tmp_path)
+    doc, chunks = _chunks(docs, "museum.pdf")
+    assert not [b for b in doc.blocks if b.kind != "text"], [doc.text[b.start:b.end] for b in doc.blocks]
+    cited = " ".join(" ".join(c.text.split()) for c in chunks)
+    for fact in ("Office hours 9 to 5", "Entry costs five euros for adults", "Parking at the old station yard",
+                 "2020 revenue fell to 2.2 million euros.",
+                 "registered with the harbour office before they use any mooring in the basin"):
+        assert fact in cited
+    _exact(doc, chunks)
+
+
 def test_pdf_clean_up_never_drops_facts_that_look_like_page_furniture():
     # Hostile round on the clean-up: an invoice's total, a fee per page, a number range and a one-page document
     # were all lost or rewritten ("$4,500.00" read as a page number, "Fee 350 EUR" and "Fee 400 EUR" as one
