@@ -419,7 +419,7 @@ COMMANDS = {"index": cmd_index, "ask": cmd_ask, "chat": cmd_chat, "source": cmd_
 
 
 def main(argv: list[str] | None = None) -> int:
-    from index.load import is_utf8
+    from index.text import is_utf8
 
     argv = sys.argv[1:] if argv is None else argv
     for arg in argv:

@@ -10,7 +10,7 @@ from itertools import pairwise
 
 from index.config import Settings
 from index.errors import QAError, UsageError
-from index.load import is_utf8
+from index.text import is_utf8
 from index.store import side_store_path
 
 from .answer import DONT_KNOW, absent_names, compose, load_reader_selector, select_evidence, term_weights, values_differ
