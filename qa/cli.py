@@ -226,8 +226,7 @@ def cmd_index(args, settings) -> int:
 
 
 def cmd_ask(args, settings) -> int:
-    from .engine import check_question
-    from .format import format_answer
+    from .request import check_question
 
     check_question(args.question, args.k, args.mode)  # fail fast, before loading anything
     if args.show_unsupported and not args.llm:
@@ -235,7 +234,11 @@ def cmd_ask(args, settings) -> int:
     if not args.llm:
         from .reader import preload
 
-        preload()  # its model loads while the index opens and the question is searched
+        # Before the engine's imports (NumPy aside, which qa.reader imports first: two threads importing NumPy
+        # at once can fail): the reader's model loads while they run, the index opens and the question is searched.
+        preload()
+    from .format import format_answer
+
     llm = _open_llm(args.llm)
     qa = _open_qa(_collection(args, settings), fast_start=True)
     answer = qa.ask(args.question, k=args.k, mode=args.mode, llm=llm, show_unsupported=args.show_unsupported)
