@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .formats import heading_label, read_txt, split_cells, trim_span
-from .load import Document
+
+if TYPE_CHECKING:  # index.load (parsers, subprocess isolation) is for indexing; answering imports this module
+    from .load import Document
 
 MAX_CHUNK_CHARS = 500
 MIN_SENTENCE_WORDS = 4  # see _short_ones_joined
@@ -37,6 +39,8 @@ class Chunk:
 
 def make_chunk_id(source: str, doc_hash: str, start: int, end: int) -> str:
     """Stable id from where the chunk sits: same file content and offsets, same id."""
+    import hashlib  # here: answering imports this module, and never makes an id
+
     key = f"{source}\0{doc_hash}\0{start}\0{end}".encode()
     return hashlib.sha256(key).hexdigest()[:24]
 

@@ -10,7 +10,6 @@ so queries run the same weights through a small NumPy forward pass (tests check 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -54,6 +53,8 @@ def load_batch_encoder(path: Path):
 
 def onnx_export_path(path: Path) -> Path:
     """Where the ONNX export of this model folder lives (keyed by its weights, so a new model exports anew)."""
+    import hashlib  # here, not at the top: answering never exports (a cold `qa ask` imports this module)
+
     weights = path / "model.safetensors"
     stamp = f"{path.resolve()}:{weights.stat().st_size if weights.exists() else 0}"
     return cache_dir() / hashlib.sha256(stamp.encode()).hexdigest()[:16] / "model.onnx"
@@ -320,15 +321,17 @@ class NumpyBertEncoder:
     """Mean-pooled, normalised BERT sentence embeddings in NumPy (for short query texts)."""
 
     def __init__(self, path: Path):
-        from safetensors.numpy import load_file
-
         config = json.loads((path / "config.json").read_text())
         if config.get("model_type") != "bert":
             raise QAError(f"{path}: only BERT-type models run without torch")
         self.heads = config["num_attention_heads"]
         self.layers = config["num_hidden_layers"]
         self.eps = config.get("layer_norm_eps", 1e-12)
-        weights = _mapped_safetensors(path / "model.safetensors") or load_file(str(path / "model.safetensors"))
+        weights = _mapped_safetensors(path / "model.safetensors")
+        if weights is None:
+            from safetensors.numpy import load_file
+
+            weights = load_file(str(path / "model.safetensors"))
         self.w = {k.removeprefix("bert."): v for k, v in weights.items()}
         self.tokenizer = load_tokenizer(path)
         self.tokenizer.no_padding()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .errors import NotFoundError
 from .isolate import ISOLATED_SUFFIXES, ParseCache, ParseLimit, parse_isolated
+from .text import is_utf8
 from .formats import (HTML_SUFFIXES, MARKDOWN_SUFFIXES, SUFFIXES, Block, Parsed, Unreadable, read_docx, read_html,
                       read_md, read_pdf, read_txt)
 
@@ -88,15 +89,6 @@ def read_document(path: Path, source: str, cache: ParseCache | None = None) -> t
     document = Document(source=source, doc_hash=digest, text=parsed.text,
                         blocks=tuple(parsed.blocks))
     return document, [Skipped(source, note) for note in parsed.notes]
-
-
-def is_utf8(name: str) -> bool:
-    """False for a text with bytes that are not UTF-8 (Python keeps them as lone surrogates)."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _has_control_chars(name: str) -> bool:

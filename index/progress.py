@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from .load import Skipped
+if TYPE_CHECKING:  # the `qa` command imports this module for plural(): not index.load's parsers with it
+    from .load import Skipped
 
 
 @dataclass(frozen=True)

@@ -9,36 +9,19 @@ from dataclasses import replace
 from itertools import pairwise
 
 from index.config import Settings
-from index.errors import QAError, UsageError
-from index.load import is_utf8
+from index.errors import QAError
 from index.store import side_store_path
 
 from .answer import DONT_KNOW, absent_names, compose, load_reader_selector, select_evidence, term_weights, values_differ
 from .followup import resolve_followup
 from .question import analyse
-from .retrieve import MODES, CorpusIndex
+from .request import MAX_K, MAX_QUESTION_CHARS, check_question  # noqa: F401 (the engine's API too)
+from .retrieve import CorpusIndex
 from .types import Answer, Passage
 
-MAX_QUESTION_CHARS = 2000
-MAX_K = 50
 # Answers are selected from this many passages per question part (the top k are shown): at 10, 86% of the
 # answerable train/dev questions have an answering sentence in the pool, at 5, 78%.
 ANSWER_POOL = 10
-
-
-def check_question(question: str, k: int, mode: str) -> str:
-    """The question stripped, or a UsageError naming what is wrong with the request."""
-    if not isinstance(question, str) or not question.strip():
-        raise UsageError("The question is empty: ask something, e.g. \"Who was convicted?\"")
-    if not question.isascii() and not is_utf8(question):  # a terminal's stray bytes, as lone surrogates
-        raise UsageError("The question is not valid UTF-8 text")
-    if len(question) > MAX_QUESTION_CHARS:
-        raise UsageError(f"The question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}")
-    if not 1 <= k <= MAX_K:
-        raise UsageError(f"k must be between 1 and {MAX_K}, got {k}")
-    if mode not in MODES:
-        raise UsageError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    return " ".join(question.split())
 
 
 MAX_PARTS = 4  # "and which ..." 200 times made one 2 kB request hold a server worker for 7 s

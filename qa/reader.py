@@ -164,7 +164,7 @@ def get_reader() -> Reader:
     return _reader
 
 
-def preload() -> None:
+def preload() -> threading.Thread:
     """Load the reader in a background thread, so that a cold `qa ask` opens its session while it imports and
     retrieves (ONNX Runtime builds the session without holding the GIL). get_reader() waits for it; a failure
     is remembered and reported there, on the answer path."""
@@ -176,7 +176,9 @@ def preload() -> None:
 
     # Not a daemon: an exit while ONNX Runtime is building the session (a damaged index, a usage error) aborted
     # the process ("terminate called without an active exception", exit -6); Python waits for it instead.
-    threading.Thread(target=load, name="reader-preload").start()
+    thread = threading.Thread(target=load, name="reader-preload")
+    thread.start()
+    return thread
 
 
 def reset() -> None:

@@ -21,10 +21,10 @@ from index.store import (VectorCopyDamaged, open_collection, open_side_store, re
                          side_store_path, unpack_postings, unpack_vectors)
 
 from .question import analyse
+from .request import MODES
 from .types import Passage
 
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of top ranks
-MODES = ("hybrid", "dense", "lexical")
 
 
 NAMED_SHARE = 0.6  # share of a title's words a question must use to name that document
