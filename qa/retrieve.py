@@ -181,7 +181,7 @@ class CorpusIndex:
         k1, b = BM25_K1, BM25_B
         rows_all, scores_all = [], []
         with self._lock:
-            for term in set(terms(query)):
+            for term in sorted(set(terms(query))):  # one order: a float sum in hash order differed run to run
                 found = self._query("SELECT data FROM postings WHERE term=?", (term,))
                 if not found:
                     continue
