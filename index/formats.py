@@ -493,7 +493,7 @@ def font_headings(runs: list[list[list]]) -> dict[str, tuple[int, bool]]:
         for pieces, size, bold in page:
             if size < body * HEADING_SIZE and not (bold and bold_marks and size >= body * 0.95):
                 continue
-            for line in "".join(pieces).split("\n"):
+            for line in "".join(pieces).translate(_LIGATURES).split("\n"):  # as the page text is cleaned
                 key = " ".join(line.split())
                 if (sum(ch.isalpha() for ch in key) >= 3 and len(key.split()) <= MAX_HEADING_WORDS
                         and not key.endswith((",", ";", ".", "!"))
@@ -605,7 +605,7 @@ def read_pdf(data: bytes) -> Parsed:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             raise Unreadable("encrypted PDF")
-        runs: list[list[list]] = []  # per page: [text, size, bold] runs of one font (see font_headings)
+        runs: list[list[list]] = []  # per page: [pieces, size, bold] runs of one font (see font_headings)
         pages = []
         for page in reader.pages:
             runs.append([])
