@@ -126,21 +126,15 @@ class EmbeddingCache:
         self.conn.close()
 
 
-HEADING_CHARS = 200  # the end of a long heading path: the nearest headings
-
-
 def embedding_input(chunk: Chunk) -> tuple[str, list[tuple[int, int]]]:
-    """What the encoder reads for a chunk, and where its units (sentence_units) sit in it: the chunk's text under
-    its heading path and, for a table chunk, its column names, each on a line above, so that the chunk's vector and
-    each sentence's are read knowing what they are about ("Height | 38 metres" under "Cape Morrow lighthouse >
-    Facts" and "Property | Value"). On dev and train, hit@5 rose on 11 of 26 sets and fell on 4, MRR rose on 17:
-    bench/results/heading-embedding.md."""
+    """What the encoder reads for a chunk, and where its units (sentence_units) sit in it: the chunk's text, or, for
+    a table chunk with column names, the names on a line above its rows, so that the chunk's vector and each row's
+    are read knowing what the cells are ("Height | 38 metres" under "Property | Value")."""
     spans = sentence_units(chunk.text, chunk.table)
-    above = "\n".join(part for part in (chunk.headings[-HEADING_CHARS:], chunk.columns) if part)
-    if not above:
+    if not chunk.columns:
         return chunk.text, spans
-    shift = len(above) + 1
-    return f"{above}\n{chunk.text}", [(s + shift, e + shift) for s, e in spans]
+    shift = len(chunk.columns) + 1
+    return f"{chunk.columns}\n{chunk.text}", [(s + shift, e + shift) for s, e in spans]
 
 
 def embed_resumably(model: Path, chunks: list[Chunk], cache: EmbeddingCache, progress: Progress | None,

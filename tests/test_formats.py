@@ -464,19 +464,15 @@ def test_an_html_row_with_full_stops_is_one_unit(tmp_path):
         "Dr. Smith | Born 1901. Died 1980."]
 
 
-def test_a_chunk_is_embedded_under_its_headings_and_a_table_chunk_under_its_column_names(tmp_path):
+def test_a_table_chunk_is_embedded_under_its_column_names(tmp_path):
     from index.build import embedding_input
 
     (tmp_path / "light.md").write_text(TABLE_MD, encoding="utf-8")
-    (tmp_path / "plain.txt").write_text("no heading here, lower case first line.\n", encoding="utf-8")
     docs, _ = load_corpus(tmp_path)
     doc, chunks = _chunks(docs, "light.md")
     table = next(c for c in chunks if c.table)
     read_as, spans = embedding_input(table)
-    assert read_as == "Cape Morrow lighthouse > Facts\nProperty | Value\n" + table.text
+    assert read_as == "Property | Value\n" + table.text
     assert [read_as[s:e] for s, e in spans] == ["Height | 38 metres", "First lit | 1874", "Range | 22 nautical miles"]
     paragraph = next(c for c in chunks if not c.table)
-    assert embedding_input(paragraph) == ("Cape Morrow lighthouse\n" + paragraph.text,
-                                          [(23, 23 + len(paragraph.text))])
-    _, (bare,) = _chunks(docs, "plain.txt")
-    assert embedding_input(bare) == (bare.text, [(0, len(bare.text))])
+    assert embedding_input(paragraph) == (paragraph.text, [(0, len(paragraph.text))])
