@@ -9,8 +9,7 @@ _HOMES = {"Chunk": "chunk", "chunk_document": "chunk", "split_sentences": "chunk
           "load_settings": "config", "QAError": "errors", "UsageError": "errors", "NotFoundError": "errors",
           "IndexMissingError": "errors", "Document": "load", "canonical_text": "load", "load_corpus": "load"}
 
-__all__ = ["Chunk", "Document", "Settings", "canonical_text", "chunk_document", "split_sentences", "load_corpus",
-           "load_settings", "QAError", "UsageError", "NotFoundError", "IndexMissingError"]
+__all__ = list(_HOMES)
 
 
 def __getattr__(name: str):

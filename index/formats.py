@@ -499,7 +499,7 @@ def font_headings(runs: list[list[list]]) -> dict[str, tuple[int, bool]]:
                         and not key.endswith((",", ";", ".", "!"))
                         and not any(ch.isdigit() for ch in _SECTION_NUMBER.sub("", key, count=1))):
                     found[key] = max(found.get(key, 0.0), size if size >= body * HEADING_SIZE else 0.0)
-    contents = {key for key in found if _CONTENTS_LINE.sub("", key) != key and _CONTENTS_LINE.sub("", key) in found}
+    contents = {key for key in found if (bare := _CONTENTS_LINE.sub("", key)) != key and bare in found}
     sizes = sorted({size for key, size in found.items() if size and key not in contents}, reverse=True)
     levels = {size: min(i + 1, 6) for i, size in enumerate(sizes)}
     return {key: (levels[size], False) if size else (min(len(sizes) + 1, 6), True)
