@@ -137,3 +137,44 @@ def test_a_damaged_model_file_falls_back_with_a_warning(gauges_qa, tmp_path):
     data = json.loads(result.stdout)
     assert len(data["warnings"]) == 1 and warning in data["warnings"][0]
     assert "seven" in data["answer"]  # the selector without the reader still answers
+
+
+LIGHTHOUSE = """# The lighthouse at Porthkennack
+
+The lighthouse stands 38 metres tall on the northern headland. It was built of granite in 1871. Its lamp was
+first lit with paraffin. Electricity reached the tower in 1926. The light flashes white twice every ten seconds.
+Ships can see it from 24 nautical miles away. Three keepers lived in the cottages beside the tower. The last
+keeper left when the light was automated in 1990. The fog signal was removed in 2005. Visitors may climb the
+115 steps on summer afternoons. The gallery gives a view of the whole bay. The tower is painted white with a
+red lantern. A small museum in the old oil store shows the original lens.
+"""
+
+
+@pytest.fixture(scope="module")
+def lighthouse_qa(tmp_path_factory):
+    from index.build import build_index
+    from index.config import load_settings
+    from qa.engine import QA
+
+    corpus = tmp_path_factory.mktemp("lighthouse")
+    (corpus / "lighthouse.md").write_text(LIGHTHOUSE)
+    settings = load_settings(corpus=corpus, index_dir=tmp_path_factory.mktemp("lighthouse-index"))
+    build_index(settings)
+    reader.reset()
+    return QA(settings, build_if_missing=False)
+
+
+def test_the_reader_reads_past_the_first_few_only_without_a_sure_answer(lighthouse_qa, monkeypatch):
+    from qa.answer import READ_CANDIDATES, READ_FIRST, READ_PAIRS
+
+    real = reader.get_reader()
+    reads, score = [], real.scores
+    monkeypatch.setattr(real, "scores", lambda question, texts: reads.append(len(texts)) or score(question, texts))
+
+    sure = lighthouse_qa.ask("How tall is the lighthouse?")
+    assert "38 metres" in sure.answer
+    assert reads[0] == READ_FIRST and len(reads) == 2 and reads[1] <= READ_PAIRS  # the first few, then pairs
+
+    reads.clear()
+    lighthouse_qa.ask("Who designed the lighthouse's original lens?")  # no sentence says: none reads as sure
+    assert reads[0] == READ_FIRST and READ_FIRST < reads[0] + reads[1] <= READ_CANDIDATES  # the rest read too
