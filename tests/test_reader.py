@@ -88,18 +88,23 @@ Truro once a month, where they are kept on paper.
 """
 
 
-@pytest.fixture(scope="module")
-def gauges_qa(tmp_path_factory):
+def qa_over(tmp_path_factory, name: str, text: str):
+    """A QA over one Markdown document, its index built."""
     from index.build import build_index
     from index.config import load_settings
     from qa.engine import QA
 
-    corpus = tmp_path_factory.mktemp("gauges")
-    (corpus / "gauges.md").write_text(GAUGES)
-    settings = load_settings(corpus=corpus, index_dir=tmp_path_factory.mktemp("gauges-index"))
+    corpus = tmp_path_factory.mktemp(name)
+    (corpus / f"{name}.md").write_text(text)
+    settings = load_settings(corpus=corpus, index_dir=tmp_path_factory.mktemp(f"{name}-index"))
     build_index(settings)
     reader.reset()
     return QA(settings, build_if_missing=False)
+
+
+@pytest.fixture(scope="module")
+def gauges_qa(tmp_path_factory):
+    return qa_over(tmp_path_factory, "gauges", GAUGES)
 
 
 def test_a_sentence_restating_the_question_brings_its_answer(gauges_qa):
@@ -152,16 +157,7 @@ red lantern. A small museum in the old oil store shows the original lens.
 
 @pytest.fixture(scope="module")
 def lighthouse_qa(tmp_path_factory):
-    from index.build import build_index
-    from index.config import load_settings
-    from qa.engine import QA
-
-    corpus = tmp_path_factory.mktemp("lighthouse")
-    (corpus / "lighthouse.md").write_text(LIGHTHOUSE)
-    settings = load_settings(corpus=corpus, index_dir=tmp_path_factory.mktemp("lighthouse-index"))
-    build_index(settings)
-    reader.reset()
-    return QA(settings, build_if_missing=False)
+    return qa_over(tmp_path_factory, "lighthouse", LIGHTHOUSE)
 
 
 def test_the_reader_reads_past_the_first_few_only_without_a_sure_answer(lighthouse_qa, monkeypatch):
