@@ -63,8 +63,8 @@ def builds(corpus: Path, question_file: Path) -> None:
         index, exact_index = CorpusIndex(settings), CorpusIndex(settings, fast_start=True)  # Chroma; exact copy
         found = [[c for c, _ in index.dense_search(index.embed(q), 30)] for q in questions]
         exact = [[c for c, _ in exact_index.dense_search(exact_index.embed(q), 30)] for q in questions]
-        print(f"{index.n_chunks} chunks: top 10 as exact search for {sum(a[:10] == b[:10] for a, b in zip(found, exact))}"
-              f" of {len(questions)}")
+        same = sum(a[:10] == b[:10] for a, b in zip(found, exact))
+        print(f"{index.n_chunks} chunks: top 10 as exact search for {same} of {len(questions)}")
         runs.append(found)
     print(f"dense top 30 differing between the two builds: {sum(a != b for a, b in zip(*runs))} of {len(questions)}")
 

@@ -282,9 +282,10 @@ def read(spec: QuestionSpec, pool: list[Candidate], document_text) -> list[tuple
 
     reader = get_reader()
     ranked = sorted(pool, key=lambda c: -c.score)[:READ_CANDIDATES]
-    logits = reader.scores(spec.text, [reader_input(c, c.text) for c in ranked[:READ_FIRST]])
-    if len(ranked) > READ_FIRST and max(logits) < SURE_LOGIT:
-        logits += reader.scores(spec.text, [reader_input(c, c.text) for c in ranked[READ_FIRST:]])
+    texts = [reader_input(c, c.text) for c in ranked]
+    logits = reader.scores(spec.text, texts[:READ_FIRST])
+    if len(texts) > READ_FIRST and max(logits) < SURE_LOGIT:
+        logits += reader.scores(spec.text, texts[READ_FIRST:])
     ranked = ranked[:len(logits)]
     order = sorted(range(len(ranked)), key=lambda i: -logits[i])
     pair_logits, pairs = read_pairs(reader, spec, [ranked[i] for i in order[:READ_PAIRS]], document_text)
