@@ -24,7 +24,7 @@ from .config import Settings
 from .errors import IndexDamagedError, IndexMissingError, QAError
 
 SIDE_STORE = "index.sqlite"
-SCHEMA_VERSION = "8"  # bump when the tables, the stemmer or the units (stored sentence vectors) change: rebuilt
+SCHEMA_VERSION = "9"  # bump when the tables, the stemmer or the units (stored sentence vectors) change: rebuilt
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (source TEXT PRIMARY KEY, doc_hash TEXT NOT NULL, text TEXT NOT NULL);
