@@ -73,23 +73,29 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
 
 
 def _short_ones_joined(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Sentences of fewer than MIN_SENTENCE_WORDS words joined to the one before (the first to the one after):
-    "1996.", "Commun." or "Ph." read on their own say nothing a person could cite."""
+    """Fragments (is_fragment) joined to the sentence before (the first to the one after): "1996.", "Commun." or
+    "313±12 958±43" read on their own say nothing a person could cite."""
     joined: list[tuple[int, int]] = []
     for s, e in spans:
-        if joined and len(text[s:e].split()) < MIN_SENTENCE_WORDS:
+        if joined and is_fragment(text[s:e]):
             joined[-1] = (joined[-1][0], e)
         else:
             joined.append((s, e))
-    if len(joined) > 1 and len(text[joined[0][0]:joined[0][1]].split()) < MIN_SENTENCE_WORDS:
+    if len(joined) > 1 and is_fragment(text[joined[0][0]:joined[0][1]]):
         joined[:2] = [(joined[0][0], joined[1][1])]
     return joined
+
+
+def is_fragment(text: str) -> bool:
+    """Too little to read or cite alone: fewer than MIN_SENTENCE_WORDS words, or no letters ("Software", "2013",
+    "• gray", "< 24 < 173 623±28")."""
+    return len(text.split()) < MIN_SENTENCE_WORDS or not any(ch.isalpha() for ch in text)
 
 
 _TABLE_RULE = re.compile(r"[\s|:+-]*-[\s|:+-]*")  # "|---|:--:|", a Markdown table's line under its header
 
 
-_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+_PARAGRAPH_BREAK = re.compile(r"(?:\r\n|\r|\n)[^\S\r\n]*(?:\r\n|\r|\n)")  # a blank line, in any line ending
 
 
 def _paragraphs(text: str) -> list[tuple[int, int]]:
@@ -102,13 +108,11 @@ def _paragraphs(text: str) -> list[tuple[int, int]]:
 
 
 def _lines(text: str) -> list[tuple[int, int]]:
-    """Spans of the non-blank lines."""
-    lines, pos = [], 0
-    for line in text.split("\n"):
-        if line.strip():
-            lines.append((pos, pos + len(line)))
-        pos += len(line) + 1
-    return lines
+    """Spans of the non-blank lines (ended by \n, \r\n or \r)."""
+    return [m.span() for m in _LINE.finditer(text) if not m.group().isspace()]
+
+
+_LINE = re.compile(r"[^\r\n]+")
 
 
 def is_table_text(text: str) -> bool:
@@ -190,12 +194,6 @@ def heading_path(stack: list[tuple[int, str]]) -> str:
     return " > ".join(label for _, label in stack if label)
 
 
-def is_fragment(text: str) -> bool:
-    """Too little to read or cite alone: fewer than MIN_SENTENCE_WORDS words, or no letters ("Software", "2013",
-    "• gray", "< 24 < 173 623±28")."""
-    return len(text.split()) < MIN_SENTENCE_WORDS or not any(ch.isalpha() for ch in text)
-
-
 def chunk_document(doc: Document, max_chars: int = MAX_CHUNK_CHARS) -> list[Chunk]:
     """Chunks of at most max_chars inside each block (sentences of a paragraph grouped; lines of code or
     of a table grouped), each carrying the heading path above it. A heading alone is never a chunk; a block
@@ -251,7 +249,7 @@ def _fragments_merged(text: str, pieces: list[_Piece], max_chars: int) -> list[_
         return (a.section == b.section and a.block.page == b.block.page and b.end - a.start <= max_chars
                 and not text[a.end:b.start].strip() and (is_fragment(first) or is_fragment(second))
                 and not reads_as_rows(first, a.block.kind == "table")
-                and not reads_as_rows(second, b.block.kind == "table"))
+                and not reads_as_rows(second, b.block.kind == "table") and not reads_as_rows(text[a.start:b.end]))
 
     out: list[_Piece] = []
     for piece in pieces:

@@ -154,6 +154,7 @@ def read_txt(text: str) -> Parsed:
 
 # -- Markdown -----------------------------------------------------------------------------------------
 
+_LINE_BREAK = re.compile(r"\r\n?|\n")
 _FRONT_MATTER = re.compile(r"\A(?:---|\+\+\+)[ \t]*\r?\n.*?\r?\n(?:---|\+\+\+|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
 
 
@@ -164,8 +165,9 @@ def read_md(text: str) -> Parsed:
 
     skip = _FRONT_MATTER.match(text)
     body_start = skip.end() if skip else 0
-    starts = [0] + [m.end() for m in re.finditer("\n", text)]
-    first_line = text.count("\n", 0, body_start)
+    # Lines as markdown-it counts them: a file with "\r" line ends (old Mac) was one line, one heading, no chunks.
+    starts = [0] + [m.end() for m in _LINE_BREAK.finditer(text)]
+    first_line = len(_LINE_BREAK.findall(text, 0, body_start))
 
     def span_of(line_range) -> tuple[int, int] | None:
         a, b = line_range[0] + first_line, line_range[1] + first_line
@@ -181,7 +183,7 @@ def read_md(text: str) -> Parsed:
             depth += 1
             span = span_of(tok.map) if tok.map else None
             if span:
-                header = text[span[0]:span[1]].split("\n", 1)[0]  # a Markdown table's first line names its columns
+                header = _LINE_BREAK.split(text[span[0]:span[1]], 1)[0]  # its first line names its columns
                 blocks.append(Block(*span, "table", columns=column_names(table_cells(header))))
         elif tok.type == "table_close":
             depth -= 1

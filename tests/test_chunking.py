@@ -87,3 +87,30 @@ def test_chunk_ids_are_stable_and_depend_on_content():
     assert [c.chunk_id for c in a] == [c.chunk_id for c in chunk_document(_doc("One. Two."))]
     changed = Document(source="t.txt", doc_hash="other", text="One. Two.")
     assert a[0].chunk_id != chunk_document(changed)[0].chunk_id
+
+
+def _units_of_markdown(text: str) -> list[list[str]]:
+    parsed = read_md(text)
+    chunks = chunk_document(Document("t.md", "h", parsed.text, tuple(parsed.blocks)))
+    return [[c.text[s:e] for s, e in sentence_units(c.text, c.table)] for c in chunks]
+
+
+def test_joined_paragraphs_never_turn_into_a_table_that_hides_a_line():
+    # Hostile round: two pieces joined into "| ... |\n\n|---|\n7 |" read as a table, its first line a header that
+    # no unit holds: "Revenue was five million dollars" could never be cited.
+    units = [u for chunk in _units_of_markdown("# H\n\n| Revenue was five million dollars |\n\n|---|\n7 |\n")
+             for u in chunk]
+    assert any("Revenue was five million dollars" in u for u in units)
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\r"])
+def test_line_endings_do_not_change_what_is_read(newline):
+    # A Markdown file with "\r" line ends was one heading and no chunks at all; with "\r\n" a blank line did not
+    # end a unit.
+    lines = ["# Data", "", "Revenue by region in millions of euros for the year.", "", "1 2 3 4 5", "",
+             "| Region | Revenue |", "|---|---|", "| North | 4 |", "", "The south grew fastest of all regions."]
+    plain = _units_of_markdown("\n".join(lines))
+    other = _units_of_markdown(newline.join(lines))
+    assert [[u.replace(newline, "\n") for u in chunk] for chunk in other] == plain
+    assert plain == [["Revenue by region in millions of euros for the year.\n\n1 2 3 4 5"], ["North | 4"],
+                     ["The south grew fastest of all regions."]]
