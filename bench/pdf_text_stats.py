@@ -1,6 +1,7 @@
-"""Counts over the train and dev blind PDFs: the units the answerer reads and cites (index.chunk.sentence_units of
-each chunk), the share that are fragments (< 4 words, or no letters), ligature characters, line-end hyphens, and
-the most common first and last line of a page (digits as #). bench/results/pdf-reading.md."""
+"""Counts over the blind PDFs of the given splits (python bench/pdf_text_stats.py [train dev test], default train
+dev; test for the final number only): the units the answerer reads and cites (index.chunk.sentence_units of each
+chunk), the share that are fragments (< 4 words, or no letters), ligature characters, line-end hyphens, and the
+most common first and last line of a page (digits as #). bench/results/pdf-reading.md."""
 import collections
 import re
 import sys
@@ -12,7 +13,8 @@ from index.formats import read_pdf  # noqa: E402
 from index.load import Document  # noqa: E402
 
 root = Path(__file__).resolve().parent.parent / "eval" / "data" / "blind2"
-files = sorted([*root.glob("pdf-train/*.pdf"), *root.glob("pdf-dev/*.pdf")])
+splits = sys.argv[1:] or ["train", "dev"]  # "test" for the final number only
+files = sorted(f for split in splits for f in root.glob(f"pdf-{split}/*.pdf"))
 tot = frag = lig = hyph = 0
 for f in files:
     p = read_pdf(f.read_bytes())
