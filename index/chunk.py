@@ -107,12 +107,12 @@ def _paragraphs(text: str) -> list[tuple[int, int]]:
     return spans + [(pos, len(text))]
 
 
+_LINE = re.compile(r"[^\r\n]+")
+
+
 def _lines(text: str) -> list[tuple[int, int]]:
     """Spans of the non-blank lines (ended by \n, \r\n or \r)."""
     return [m.span() for m in _LINE.finditer(text) if not m.group().isspace()]
-
-
-_LINE = re.compile(r"[^\r\n]+")
 
 
 def is_table_text(text: str) -> bool:
